@@ -1,0 +1,85 @@
+"""Joint regressors: convex sparse rows fitted to skeleton joints, and the H36M-style evaluation rows.
+
+A regressor row expresses a joint as a convex combination (non-negative weights summing to 1) of
+nearby mesh vertices, fitted by non-negative least squares over many shaped (and posed) meshes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import nnls
+from scipy.spatial import cKDTree
+
+from sahmr.body.model_file import H36M_J17_NAMES
+
+
+def fit_convex_row(verts: np.ndarray, target: np.ndarray, candidates: np.ndarray, sum_weight: float = 1e3) -> np.ndarray:
+    """Non-negative weights over ``candidates`` (summing to 1) so that Σ w·verts ≈ target.
+
+    verts: (S, V, 3) sample meshes; target: (S, 3); candidates: (k,) vertex indices. Returns (k,).
+    The sum-to-one constraint is a heavily weighted extra equation; the row is renormalised after.
+    """
+    S = verts.shape[0]
+    A = verts[:, candidates, :].transpose(0, 2, 1).reshape(S * 3, len(candidates))
+    b = target.reshape(S * 3)
+    A = np.vstack([A, sum_weight * np.ones((1, len(candidates)))])
+    b = np.concatenate([b, [sum_weight]])
+    w, _ = nnls(A, b, maxiter=50 * len(candidates))
+    s = w.sum()
+    if s <= 0:
+        raise RuntimeError("convex regressor fit failed (all weights zero)")
+    return w / s
+
+
+def fit_joint_regressor(
+    verts: np.ndarray, joints: np.ndarray, weights: np.ndarray, parents: np.ndarray, num_candidates: int = 48
+) -> np.ndarray:
+    """Fit a (K, V) convex joint regressor.
+
+    verts: (S, V, 3) shaped rest meshes; joints: (S, K, 3) their skeleton joints; weights: (V, K).
+    Candidates of joint j: the ``num_candidates`` vertices nearest to it (in the mean mesh) among those
+    skinned to j or its parent, so each row stays local and moves with the joint.
+    """
+    S, V, _ = verts.shape
+    K = joints.shape[1]
+    mean_v, mean_j = verts.mean(0), joints.mean(0)
+    reg = np.zeros((K, V))
+    for j in range(K):
+        related = [j] + ([int(parents[j])] if parents[j] >= 0 else [])
+        pool = np.flatnonzero(weights[:, related].sum(1) > 0.05)
+        if len(pool) < 4:
+            pool = np.arange(V)
+        d = np.linalg.norm(mean_v[pool] - mean_j[j], axis=1)
+        cand = pool[np.argsort(d)[:num_candidates]]
+        reg[j, cand] = fit_convex_row(verts, joints[:, j], cand)
+    return reg
+
+
+def h36m_regressor_from_skeleton(
+    joint_regressor: np.ndarray, verts: np.ndarray, weights: np.ndarray, head_joint: int = 15
+) -> np.ndarray:
+    """(17, V) H36M-style evaluation regressor (spec §2.2 joint order) built from a 24-joint one.
+
+    Rows are convex: pelvis = midpoint of the hips (the H36M definition); hips, knees, ankles,
+    shoulders, elbows, wrists, neck = the SMPL skeleton joints; torso = spine2; nose = the 5 most
+    forward head vertices; head = the top-of-head vertices averaged with the head joint.
+    verts: (V, 3) rest mesh in SMPL axes (y up, facing +z); weights: (V, K).
+    """
+    R = joint_regressor
+    V = R.shape[1]
+    head_vs = np.flatnonzero(weights[:, head_joint] > 0.9)
+    nose_tip = head_vs[np.argmax(verts[head_vs, 2])]
+    nose = cKDTree(verts[head_vs]).query(verts[nose_tip], k=5)[1]
+    nose_row = np.zeros(V)
+    nose_row[head_vs[nose]] = 1.0 / 5
+    top = head_vs[verts[head_vs, 1] > verts[head_vs, 1].max() - 0.03]
+    crown = np.zeros(V)
+    crown[top] = 1.0 / len(top)
+    rows = {
+        "pelvis": 0.5 * (R[1] + R[2]), "right_hip": R[2], "right_knee": R[5], "right_ankle": R[8],
+        "left_hip": R[1], "left_knee": R[4], "left_ankle": R[7], "torso": R[6], "neck": R[12],
+        "nose": nose_row, "head": 0.5 * (crown + R[head_joint]), "left_shoulder": R[16],
+        "left_elbow": R[18], "left_wrist": R[20], "right_shoulder": R[17], "right_elbow": R[19],
+        "right_wrist": R[21],
+    }
+    return np.stack([rows[n] for n in H36M_J17_NAMES])

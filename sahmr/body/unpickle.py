@@ -1,0 +1,177 @@
+"""Restricted unpickling of the official SMPL-family pickles (chumpy inside), without chumpy.
+
+The official SMPL / SMPL-H / SMPL-X ``.pkl`` files are Python-2 pickles of a dict whose arrays are
+numpy arrays, ``chumpy.ch.Ch`` objects (a numpy array in the ``x`` field of the pickled state) and
+scipy sparse matrices (``J_regressor``). Unpickling them normally needs chumpy (unmaintained) and would
+execute whatever callable the file names. Here every global a pickle asks for is checked against an
+allow-list: numpy array reconstruction, the object-construction helpers of ``copyreg``, and chumpy /
+scipy.sparse classes, which are replaced by inert stand-ins that only record their state. Everything
+else raises :class:`UnsafePickleError` naming the refused global. The companion files of the original
+project (``mesh_downsampling.npz`` object arrays, ``seg_part_info.npy``) are read the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle asked for a global that the SMPL file format does not need."""
+
+
+class _Stateful:
+    """Inert stand-in for a pickled class instance: it only stores the state it is given."""
+
+    _origin = "?"
+
+    def __init__(self, *args: Any) -> None:  # called via copyreg._reconstructor / NEWOBJ
+        self._args = args
+        self._state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self._state = state
+
+
+class ChumpyArray(_Stateful):
+    """Stand-in for ``chumpy.ch.Ch``: the array lives in the state's ``x`` field."""
+
+    def to_numpy(self) -> np.ndarray:
+        state = self._state
+        if isinstance(state, dict) and "x" in state:
+            return np.asarray(state["x"])
+        raise UnsafePickleError(
+            f"chumpy object {self._origin} has no array value 'x' in its state (keys: "
+            f"{sorted(state) if isinstance(state, dict) else type(state).__name__}); only terminal "
+            "chumpy arrays are supported"
+        )
+
+
+class SparseMatrix(_Stateful):
+    """Stand-in for a pickled scipy.sparse matrix (csc/csr/coo)."""
+
+    def to_scipy(self) -> scipy.sparse.spmatrix:
+        s = self._state
+        if not isinstance(s, dict):
+            raise UnsafePickleError(f"sparse matrix {self._origin}: unexpected state {type(s).__name__}")
+        shape = tuple(s.get("_shape", s.get("shape", ())))
+        fmt = self._origin.rsplit(".", 1)[-1][:3]
+        if fmt in ("csc", "csr"):
+            cls = scipy.sparse.csc_matrix if fmt == "csc" else scipy.sparse.csr_matrix
+            return cls((s["data"], s["indices"], s["indptr"]), shape=shape)
+        if fmt == "coo":
+            return scipy.sparse.coo_matrix((s["data"], (s["row"], s["col"])), shape=shape)
+        raise UnsafePickleError(f"unsupported sparse format {self._origin}")
+
+
+def _stand_in(base: type, origin: str) -> type:
+    return type(base.__name__, (base,), {"_origin": origin})
+
+
+# module -> names allowed. numpy moved `core` to `_core` in 2.0; Python-2 pickles name `copy_reg`
+# and `__builtin__`, which pickle's fix_imports maps to `copyreg` / `builtins` before we see them.
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object")}
+_SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "coo_matrix"}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals of the SMPL-family file formats."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_GLOBALS:
+            mod = np._core.multiarray if name in ("_reconstruct", "scalar") else np
+            return getattr(mod, name)
+        if (module, name) in _SAFE_BUILTINS:
+            return super().find_class(module, name)
+        if module.startswith("chumpy"):
+            return _stand_in(ChumpyArray, f"{module}.{name}")
+        if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
+            return _stand_in(SparseMatrix, f"{module}.{name}")
+        raise UnsafePickleError(
+            f"refusing to unpickle global '{module}.{name}': the SMPL/SMPL-H/SMPL-X file format only "
+            "needs numpy arrays, chumpy arrays and scipy sparse matrices. The file is not an official "
+            "body-model file or has been tampered with."
+        )
+
+
+def _to_plain(obj: Any) -> Any:
+    """Replace stand-ins by numpy / scipy objects, recursively through dicts, lists and object arrays."""
+    if isinstance(obj, ChumpyArray):
+        return obj.to_numpy()
+    if isinstance(obj, SparseMatrix):
+        return obj.to_scipy()
+    if isinstance(obj, _Stateful):
+        raise UnsafePickleError(f"unexpected object {obj._origin}")
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_plain(v) for v in obj)
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        out = np.empty(obj.shape, dtype=object)
+        for i, v in np.ndenumerate(obj):
+            out[i] = _to_plain(v)
+        return out
+    return obj
+
+
+def safe_loads(data: bytes) -> Any:
+    """Unpickle ``data`` with the allow-list; chumpy arrays become numpy, sparse stays scipy."""
+    return _to_plain(RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load())
+
+
+def safe_load_pickle(path: str | Path) -> Any:
+    """Read an official body-model pickle safely. Raises UnsafePickleError / FileNotFoundError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        return safe_loads(path.read_bytes())
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{path}: {e}") from None
+
+
+def _read_npy(fp: io.BufferedIOBase, where: str) -> Any:
+    version = np.lib.format.read_magic(fp)
+    shape, fortran, dtype = np.lib.format._read_array_header(fp, version)
+    if dtype.hasobject:  # the body of an object array is a pickle
+        try:
+            arr = safe_loads(fp.read())
+        except UnsafePickleError as e:
+            raise UnsafePickleError(f"{where}: {e}") from None
+        return arr
+    arr = np.frombuffer(fp.read(), dtype=dtype)
+    order = "F" if fortran else "C"
+    return arr.reshape(shape, order=order).copy()
+
+
+def safe_load_npy(path: str | Path) -> Any:
+    """np.load for ``.npy`` files that may hold pickled objects, through the restricted unpickler."""
+    path = Path(path)
+    with open(path, "rb") as fp:
+        return _read_npy(fp, str(path))
+
+
+def safe_load_npz(path: str | Path) -> dict[str, Any]:
+    """np.load for ``.npz`` archives whose members may be object arrays, without trusting pickles."""
+    path = Path(path)
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            key = name[:-4] if name.endswith(".npy") else name
+            with zf.open(name) as fp:
+                out[key] = _read_npy(io.BufferedReader(fp), f"{path}:{name}")
+    return out

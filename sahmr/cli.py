@@ -1,0 +1,37 @@
+"""The ``sahmr`` command: one subcommand per pipeline stage (``sahmr --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _set_cache_defaults() -> None:
+    # Anny/warp build caches inside the project so a fresh clone stays self-contained.
+    os.environ.setdefault("ANNY_CACHE_DIR", str(Path(".cache/anny").resolve()))
+    os.environ.setdefault("WARP_CACHE_PATH", str(Path(".cache/warp").resolve()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sahmr.body import cli as body_cli
+
+    parser = argparse.ArgumentParser(prog="sahmr", description="sahmr: scene-aware human mesh recovery research kit")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    body_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _set_cache_defaults()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as e:  # user-facing errors: one clear line, no traceback
+        print(f"sahmr: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

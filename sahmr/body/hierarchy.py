@@ -74,11 +74,15 @@ def decimate_symmetric(verts: np.ndarray, faces: np.ndarray, target_verts: int, 
     remap = np.full(len(verts), -1)
     remap[used] = np.arange(len(used))
     hv, hf = verts[used], remap[half_faces]
+    # The half mesh has an open border on the midline. Decimating it with the border frozen would keep
+    # every midline vertex at every level (half the coarse mesh); instead the border decimates like the
+    # rest and its surviving vertices are put back on x = 0 before mirroring.
     request = target_verts  # half mesh with an open border: F ≈ 2·V_half ≈ V_total
     best = None
-    for _ in range(5):
-        v, f = fast_simplification.simplify(hv.astype(np.float64), hf.astype(np.int32), target_count=request, preserve_border=True)
-        mid = np.abs(v[:, 0]) <= tol
+    for _ in range(6):
+        v, f = fast_simplification.simplify(hv.astype(np.float64), hf.astype(np.int32), target_count=max(request, 8))
+        mid = np.zeros(len(v), bool)
+        mid[_border_vertices(f)] = True
         v[mid, 0] = 0.0
         total = 2 * len(v) - int(mid.sum())
         if best is None or abs(total - target_verts) < abs(best[2] - target_verts):
@@ -93,6 +97,13 @@ def decimate_symmetric(verts: np.ndarray, faces: np.ndarray, target_verts: int, 
     all_v = np.concatenate([v, v[side] * np.array([-1.0, 1.0, 1.0])])
     all_f = np.concatenate([f, mirror_idx[f][:, ::-1]])  # reversed winding keeps normals outward
     return all_v, all_f
+
+
+def _border_vertices(faces: np.ndarray) -> np.ndarray:
+    """Vertices on edges used by a single triangle (the open border of a mesh)."""
+    e = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    uniq, counts = np.unique(e, axis=0, return_counts=True)
+    return np.unique(uniq[counts == 1])
 
 
 def snap_to_subset(points: np.ndarray, candidates: np.ndarray, k: int = 16) -> np.ndarray:

@@ -28,7 +28,7 @@ import torch
 from sahmr.body.hierarchy import barycentric_upsampling, build_hierarchy, decimate_symmetric, mirror_map
 from sahmr.body.model_file import SMPL_JOINT_NAMES, SMPL_PARENTS, BodyModelFile, save_body_model
 from sahmr.body.parts import compute_part_ids
-from sahmr.body.regressors import fit_joint_regressor, h36m_regressor_from_skeleton
+from sahmr.body.regressors import fit_joint_regressor, h36m_regressor_from_skeleton, posed_samples
 
 # SMPL joint -> Anny bones whose skinning weights it takes. The joint sits at the head of the first
 # bone listed, except where JOINT_POSITION_BONES says otherwise.
@@ -210,7 +210,8 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
 
     progress("[sahmr-open] joint regressors, contact parts, mesh hierarchy")
     parents = np.array(SMPL_PARENTS)
-    J_regressor = fit_joint_regressor(verts, joints, weights, parents)
+    posed_v, posed_j = posed_samples(verts, joints, weights, parents, seed=params.seed)
+    J_regressor = fit_joint_regressor(np.concatenate([verts, posed_v]), np.concatenate([joints, posed_j]), weights, parents)
     rest_joints = J_regressor @ template
     eval_reg = h36m_regressor_from_skeleton(J_regressor, template, weights)
     part_ids = compute_part_ids(template, faces, weights, rest_joints, parents)

@@ -7,6 +7,7 @@ nearby mesh vertices, fitted by non-negative least squares over many shaped (and
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
@@ -32,7 +33,7 @@ def fit_convex_row(verts: np.ndarray, target: np.ndarray, candidates: np.ndarray
 
 
 def fit_joint_regressor(
-    verts: np.ndarray, joints: np.ndarray, weights: np.ndarray, parents: np.ndarray, num_candidates: int = 48
+    verts: np.ndarray, joints: np.ndarray, weights: np.ndarray, parents: np.ndarray, num_candidates: int = 160
 ) -> np.ndarray:
     """Fit a (K, V) convex joint regressor.
 
@@ -53,6 +54,30 @@ def fit_joint_regressor(
         cand = pool[np.argsort(d)[:num_candidates]]
         reg[j, cand] = fit_convex_row(verts, joints[:, j], cand)
     return reg
+
+
+def posed_samples(
+    verts: np.ndarray, joints: np.ndarray, weights: np.ndarray, parents: np.ndarray, pose_std: float = 0.4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pose rest meshes with linear blend skinning about their true skeleton joints.
+
+    verts: (S, V, 3); joints: (S, K, 3); weights: (V, K). Random axis-angle per joint ~ N(0, pose_std²)
+    (root included). Returns posed verts (S, V, 3) and posed joints (S, K, 3). Fitting a regressor on
+    these as well as on rest meshes makes it follow the skeleton on posed bodies, which is how the
+    evaluation joints are used.
+    """
+    from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+    S, K = joints.shape[:2]
+    g = torch.Generator().manual_seed(seed)
+    aa = pose_std * torch.randn(S * K, 3, generator=g, dtype=torch.float64)
+    rot = batch_rodrigues(aa).view(S, K, 3, 3)
+    J = torch.as_tensor(joints, dtype=torch.float64)
+    posed_j, A = batch_rigid_transform(rot, J, torch.as_tensor(parents, dtype=torch.long), dtype=torch.float64)
+    T = torch.einsum("vk,skij->svij", torch.as_tensor(weights, dtype=torch.float64), A)
+    v = torch.as_tensor(verts, dtype=torch.float64)
+    posed_v = torch.einsum("svij,svj->svi", T[..., :3, :3], v) + T[..., :3, 3]
+    return posed_v.numpy(), posed_j.numpy()
 
 
 def h36m_regressor_from_skeleton(

@@ -12,6 +12,7 @@ project (``mesh_downsampling.npz`` object arrays, ``seg_part_info.npy``) are rea
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 import zipfile
@@ -74,8 +75,7 @@ def _stand_in(base: type, origin: str) -> type:
     return type(base.__name__, (base,), {"_origin": origin})
 
 
-# module -> names allowed. numpy moved `core` to `_core` in 2.0; Python-2 pickles name `copy_reg`
-# and `__builtin__`, which pickle's fix_imports maps to `copyreg` / `builtins` before we see them.
+# (module, name) pairs allowed. numpy moved `core` to `_core` in 2.0.
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -84,7 +84,8 @@ _NUMPY_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }
-_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object")}
+# `_codecs.encode` is how Python-3 pickles (protocol 2) store bytes; it only builds a bytes object.
+_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("_codecs", "encode"), ("builtins", "set")}
 _SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "coo_matrix"}
 
 
@@ -92,6 +93,10 @@ class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals of the SMPL-family file formats."""
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python-2 names (copy_reg, __builtin__) → Python 3, as pickle's fix_imports would do.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _NUMPY_GLOBALS:
             mod = np._core.multiarray if name in ("_reconstruct", "scalar") else np
             return getattr(mod, name)
@@ -146,7 +151,12 @@ def safe_load_pickle(path: str | Path) -> Any:
 
 def _read_npy(fp: io.BufferedIOBase, where: str) -> Any:
     version = np.lib.format.read_magic(fp)
-    shape, fortran, dtype = np.lib.format._read_array_header(fp, version)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:
+        raise UnsafePickleError(f"{where}: unsupported .npy format version {version}")
     if dtype.hasobject:  # the body of an object array is a pickle
         try:
             arr = safe_loads(fp.read())

@@ -1,0 +1,92 @@
+"""`sahmr body import`: official-layout pickles → the kit's npz, and BodyModel on the result."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+from sahmr.body.importer import import_official
+from sahmr.body.model import BodyModel
+from sahmr.body.model_file import BodyModelFileError, load_body_model_file
+from tests.body.official_format import chumpy_pickle_bytes, official_smpl_dict
+
+
+@pytest.fixture(scope="module")
+def official_pkl(open_model_path, tmp_path_factory):
+    """An official-layout SMPL pickle (chumpy objects inside) holding sahmr-open's arrays."""
+    arrays = load_body_model_file(open_model_path).arrays
+    path = tmp_path_factory.mktemp("official") / "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
+    path.write_bytes(chumpy_pickle_bytes(official_smpl_dict(arrays)))
+    return path, arrays
+
+
+def _random_inputs(B, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(betas=torch.randn(B, 10, generator=g), body_pose=0.3 * torch.randn(B, 69, generator=g),
+                global_orient=0.5 * torch.randn(B, 3, generator=g), transl=torch.randn(B, 3, generator=g))
+
+
+def test_import_round_trip_poses_identically(official_pkl, open_model, tmp_path):
+    pkl, arrays = official_pkl
+    out = import_official(pkl, out_dir=tmp_path, progress=lambda *_: None)
+    assert out == tmp_path / "smpl_neutral.npz"
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["model_type"] == "smpl" and meta["gender"] == "neutral" and meta["companion_assets"] == {}
+    imported = BodyModel.load(out)
+    x = _random_inputs(3)
+    with torch.no_grad():
+        a, b = imported(**x), open_model(**x)
+    torch.testing.assert_close(a.verts, b.verts, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.joints, b.joints, atol=1e-5, rtol=0)
+    # Extras computed by the kit from the template: same rules on the same mesh → same parts.
+    assert np.array_equal(imported.part_ids.numpy(), open_model.part_ids.numpy())
+    assert imported.level_sizes[0] == 6890 and len(imported.level_sizes) == 3
+
+
+def test_import_uses_companion_assets(official_pkl, tmp_path):
+    pkl, arrays = official_pkl
+    V = arrays["v_template"].shape[0]
+    rng = np.random.default_rng(0)
+    reg = rng.random((17, V))
+    reg /= reg.sum(1, keepdims=True)
+    np.save(tmp_path / "J_regressor_h36m_correct.npy", reg)
+    pids = rng.integers(0, 8, V).astype(np.float64)
+    np.save(tmp_path / "seg_part_info.npy", {"verts6890_pids": pids, "predefined_segparts": ["default"]}, allow_pickle=True)
+    # GraphCMR-style downsampling file: selection D, barycentric U (3 per row), faces F, object arrays.
+    D, U, F = [], [], [arrays["f"]]
+    prev = V
+    for i in (1, 2):
+        idx = arrays[f"sahmr_down_idx_{i}"]
+        D.append(scipy.sparse.csr_matrix((np.ones(len(idx)), (np.arange(len(idx)), idx)), shape=(len(idx), prev)))
+        ui, uw = arrays[f"sahmr_up_idx_{i}"], arrays[f"sahmr_up_w_{i}"]
+        rows = np.repeat(np.arange(prev), 3)
+        U.append(scipy.sparse.csr_matrix((uw.ravel(), (rows, ui.ravel())), shape=(prev, len(idx))))
+        F.append(arrays[f"sahmr_faces_{i}"])
+        prev = len(idx)
+    obj = lambda xs: np.array(xs + [None], dtype=object)[:-1]  # noqa: E731  (force a 1-D object array)
+    np.savez(tmp_path / "mesh_downsampling.npz", D=obj(D), U=obj(U), F=obj(F))
+    out = import_official(pkl, out_dir=tmp_path / "out", assets_dir=tmp_path, progress=lambda *_: None)
+    got = load_body_model_file(out)
+    assert set(got.meta["companion_assets"]) == {"J_regressor_h36m_correct.npy", "seg_part_info.npy", "mesh_downsampling.npz"}
+    np.testing.assert_allclose(got.arrays["sahmr_eval_regressor"], reg, atol=1e-7)
+    assert np.array_equal(got.arrays["sahmr_part_ids"], pids.astype(np.int64))
+    for i in (1, 2):
+        assert np.array_equal(got.arrays[f"sahmr_down_idx_{i}"], arrays[f"sahmr_down_idx_{i}"])
+        # U rows may list their 3 entries in another order (CSR sorts columns): compare as dense rows.
+        def dense(idx, w, n):
+            m = np.zeros((len(idx), n))
+            np.add.at(m, (np.repeat(np.arange(len(idx)), 3), idx.ravel()), w.ravel())
+            return m
+        n = len(arrays[f"sahmr_down_idx_{i}"])
+        np.testing.assert_allclose(dense(got.arrays[f"sahmr_up_idx_{i}"], got.arrays[f"sahmr_up_w_{i}"], n),
+                                   dense(arrays[f"sahmr_up_idx_{i}"], arrays[f"sahmr_up_w_{i}"], n), atol=1e-6)
+
+
+def test_import_names_missing_key(tmp_path):
+    bad = tmp_path / "SMPL_MALE.pkl"
+    bad.write_bytes(chumpy_pickle_bytes({"v_template": np.zeros((4, 3))}))
+    with pytest.raises(BodyModelFileError, match="key 'shapedirs' missing"):
+        import_official(bad, out_dir=tmp_path)
+    assert not (tmp_path / "smpl_male.npz").exists()

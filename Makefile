@@ -38,6 +38,7 @@ repro: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_body.py
+	$(BIN)/python benchmarks/bench_metrics.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError) as e:  # user-facing errors: one clear line, no traceback
+    except (FileNotFoundError, ValueError, pickle.UnpicklingError) as e:  # user-facing: one clear line
         print(f"sahmr: error: {e}", file=sys.stderr)
         return 2
 

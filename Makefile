@@ -9,7 +9,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test test-slow test-gpu repro bench lab clean-venv
+.PHONY: install test test-slow test-gpu repro bench clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml

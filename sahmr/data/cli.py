@@ -1,0 +1,44 @@
+"""``sahmr data …`` subcommands: validate (more stages register here)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sahmr.data.validate import format_problems, validate_dataset
+
+    root = Path(args.dir)
+    problems = validate_dataset(root, check_hash=not args.no_hash, check_images=not args.no_images,
+                                max_listed=args.max_listed)  # fmt: skip
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    if problems:
+        print(f"{root}: {len(errors)} error(s), {len(warnings)} warning(s)")
+        print(format_problems(problems))
+    if errors:
+        print(f"{root}: INVALID — fix the errors above (each names the file, the field and the frames)", file=sys.stderr)
+        return 1
+    from sahmr.data.format import load_meta
+
+    meta = load_meta(root)
+    splits = ", ".join(f"{s} {n}" for s, n in meta["splits"].items())
+    hashed = "content hash verified" if not args.no_hash else "content hash NOT checked (--no-hash)"
+    print(f"{root}: OK — '{meta.get('name')}', splits: {splits}; {len(meta['scenes'])} scenes; "
+          f"body model {meta['body_model'].get('name')} (V={meta['body_model'].get('num_verts')}); {hashed}")  # fmt: skip
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="datasets in the canonical format: validate")
+    dsub = data.add_subparsers(dest="data_cmd", required=True)
+
+    p = dsub.add_parser("validate", help="check a dataset folder; names every problem (file, field, frames); "
+                        "exit 1 when there is an error")  # fmt: skip
+    p.add_argument("dir", help="dataset folder (the one holding dataset.json)")
+    p.add_argument("--no-hash", action="store_true", help="skip recomputing file digests and the content hash")
+    p.add_argument("--no-images", action="store_true", help="only check that images exist (do not open headers)")
+    p.add_argument("--max-listed", type=int, default=5, help="frame ids listed per problem (default 5)")
+    p.set_defaults(func=_validate)

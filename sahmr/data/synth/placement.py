@@ -107,7 +107,8 @@ def _offsets(pose_class: str, v: np.ndarray, part_ids: np.ndarray, aff, rng: np.
         t[:, 0] = rng.uniform(-half_w, half_w, K) * 0.5 - x_mid
     elif pose_class == "lean":
         hands = _mask(part_ids, HANDS)
-        t[:, 2] = -aff.height - v[:, :, 2].min(1)  # feet on the floor (z = −height in this frame)
+        foot = getattr(aff, "foot_height", 0.0)
+        t[:, 2] = foot - aff.height - v[:, :, 2].min(1)  # feet on the floor (z = foot − height in this frame)
         t[:, 1] = -rng.uniform(0.06, 0.22, K) - v[:, hands, 1].mean(1)
         t[:, 0] = rng.uniform(-half_w, half_w, K) - v[:, hands, 0].mean(1)
     else:  # floor classes: the affordance frame is a floor point; lowest vertex onto the floor
@@ -116,17 +117,18 @@ def _offsets(pose_class: str, v: np.ndarray, part_ids: np.ndarray, aff, rng: np.
     return t
 
 
-def _score(pose_class: str, sdf: np.ndarray, v_world: np.ndarray, part_ids: np.ndarray) -> np.ndarray:
-    """Lower is better; inf where a hard requirement fails. sdf, v_world: (K, V[, 3])."""
+def _score(pose_class: str, sdf: np.ndarray, v_world: np.ndarray, part_ids: np.ndarray, foot_z: float = 0.0) -> np.ndarray:
+    """Lower is better; inf where a hard requirement fails. sdf, v_world: (K, V[, 3]); foot_z: world
+    height of the surface the feet should rest on (the floor, or a lower stair tread)."""
     pen = np.maximum(0.0, -sdf.min(1))
     score = 10.0 * pen
     soles = _mask(part_ids, SOLES)
     if pose_class == "sit":
-        score += np.abs(v_world[:, soles, 2].min(1))  # feet resting on the floor
+        score += np.abs(v_world[:, soles, 2].min(1) - foot_z)  # feet resting on the floor
         score[sdf[:, _mask(part_ids, GLUTEUS + THIGHS)].min(1) > 0.02] = np.inf
     elif pose_class == "lean":
         hand_gap = np.abs(sdf[:, _mask(part_ids, HANDS)].min(1))
-        score += 2.0 * hand_gap + np.abs(v_world[:, soles, 2].min(1))  # hands on the table, feet on the floor
+        score += 2.0 * hand_gap + np.abs(v_world[:, soles, 2].min(1) - foot_z)  # hands on the table, feet down
         score[hand_gap > 0.04] = np.inf
     elif pose_class == "lie":
         score[sdf.min(1) > 0.03] = np.inf  # resting on the mattress (back, side or front)
@@ -167,7 +169,7 @@ def place_person(
         v_world[:, :, 2] += lift[:, None]
         t_aff[:, 2] += lift
         sdf = np.asarray(query_sdf(sdf_grid, v_world.reshape(-1, 3).astype(np.float32))).reshape(K, -1)
-    score = _score(pose_class, sdf, v_world, part_ids)
+    score = _score(pose_class, sdf, v_world, part_ids, foot_z=getattr(aff, "foot_height", 0.0))
     best = int(np.argmin(score))
     if not np.isfinite(score[best]):
         return None

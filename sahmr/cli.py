@@ -18,11 +18,13 @@ def _set_cache_defaults() -> None:
 def build_parser() -> argparse.ArgumentParser:
     from sahmr.body import cli as body_cli
     from sahmr.data import cli as data_cli
+    from sahmr.data.synth import cli as synth_cli
 
     parser = argparse.ArgumentParser(prog="sahmr", description="sahmr: scene-aware human mesh recovery research kit")
     sub = parser.add_subparsers(dest="cmd", required=True)
     body_cli.register(sub)
     data_cli.register(sub)
+    synth_cli.register(sub)
     return parser
 
 

@@ -32,7 +32,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="datasets in the canonical format: validate")
+    data = sub.add_parser("data", help="datasets in the canonical format: validate, preview")
     dsub = data.add_subparsers(dest="data_cmd", required=True)
 
     p = dsub.add_parser("validate", help="check a dataset folder; names every problem (file, field, frames); "
@@ -42,3 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-images", action="store_true", help="only check that images exist (do not open headers)")
     p.add_argument("--max-listed", type=int, default=5, help="frame ids listed per problem (default 5)")
     p.set_defaults(func=_validate)
+
+    p = dsub.add_parser("preview", help="PNG montage of frames: projected GT mesh, contact vertices, scene points")
+    p.add_argument("dir", help="dataset folder")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--split", default="train")
+    p.add_argument("--n", type=int, default=12, help="number of frames (covering the pose classes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_preview)
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from sahmr.data.preview import render_montage
+
+    print(f"wrote {render_montage(args.dir, args.out, split=args.split, n=args.n, seed=args.seed)}")
+    return 0

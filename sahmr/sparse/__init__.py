@@ -44,6 +44,7 @@ from .nn import (
     sparse_add,
     sparse_cat,
 )
+from .spconv_backend import spconv_available  # imports spconv only when called
 from .tensor import (
     CoordinateManager,
     PointTensor,
@@ -98,6 +99,7 @@ __all__ = [
     "sparse_add",
     "sparse_cat",
     "sparse_conv3d",
+    "spconv_available",
     "trilinear_weights",
     "voxel_to_point",
     "voxel_to_point_map",

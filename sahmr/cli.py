@@ -19,12 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.body import cli as body_cli
     from sahmr.data import cli as data_cli
     from sahmr.data.synth import cli as synth_cli
+    from sahmr.eval import cli as eval_cli
 
     parser = argparse.ArgumentParser(prog="sahmr", description="sahmr: scene-aware human mesh recovery research kit")
     sub = parser.add_subparsers(dest="cmd", required=True)
     body_cli.register(sub)
     data_cli.register(sub)
     synth_cli.register(sub)
+    eval_cli.register(sub)
     return parser
 
 

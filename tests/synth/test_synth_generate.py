@@ -11,15 +11,12 @@ from sahmr.data.synth.scenes import scene_from_dict
 from sahmr.data.validate import validate_dataset
 from sahmr.geometry.camera import project, transform
 
-TINY = dict(scenes={"train": 1, "val": 0, "test": 1}, frames_per_scene={"train": 10, "val": 0, "test": 6},
-            image_size=(256, 192), cameras_per_scene=3, min_person_pixels=150)
+from tests.conftest import TINY_SYNTH as TINY
 
 
 @pytest.fixture(scope="module")
-def tiny(open_model_path, tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth") / "ds"
-    meta = generate_dataset(root, SynthParams(**TINY), open_model_path, workers=1, progress=False)
-    return root, meta
+def tiny(tiny_synth):
+    return tiny_synth
 
 
 def test_valid_and_split_by_scene(tiny):

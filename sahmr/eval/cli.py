@@ -1,0 +1,27 @@
+"""``sahmr evaluate``: every metric of a predictions file on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sahmr.eval.evaluate import run_evaluation
+
+    frames = args.frames_out
+    if frames is None and args.out:
+        frames = str(args.out).removesuffix(".json") + "_frames.csv"
+    run_evaluation(args.pred, args.data, args.split, args.out, frames, body_model=args.body_model, quiet=args.quiet)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a predictions file (sahmr.eval.predictions format) on a dataset split")
+    p.add_argument("--pred", required=True, help="predictions .npz (see sahmr/eval/predictions.py for the format)")
+    p.add_argument("--data", required=True, help="dataset folder in the canonical format")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", default=None, help="summary JSON (a DVC metrics file), e.g. reports/metrics/<model>.json")
+    p.add_argument("--frames-out", default=None, help="per-frame CSV (default: <out>_frames.csv next to --out)")
+    p.add_argument("--body-model", default=None, help="body model for the evaluation joints (default: the dataset's)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_evaluate)

@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.data import cli as data_cli
     from sahmr.data.synth import cli as synth_cli
     from sahmr.eval import cli as eval_cli
+    from sahmr.viz import cli as viz_cli
 
     parser = argparse.ArgumentParser(prog="sahmr", description="sahmr: scene-aware human mesh recovery research kit")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -27,15 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.register(sub)
     synth_cli.register(sub)
     eval_cli.register(sub)
+    viz_cli.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sahmr.viz.notebooks import NotebookError
+
     _set_cache_defaults()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, pickle.UnpicklingError) as e:  # user-facing: one clear line
+    except (FileNotFoundError, ValueError, NotebookError, pickle.UnpicklingError) as e:  # user-facing: one clear line
         print(f"sahmr: error: {e}", file=sys.stderr)
         return 2
 

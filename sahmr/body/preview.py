@@ -41,10 +41,8 @@ def _draw(ax, verts: np.ndarray, faces: np.ndarray, face_colors: np.ndarray, vie
 
 def render_preview(model: BodyModel, out: str | Path) -> Path:
     """Write a grid: T-pose front/back/side, then each named pose (front), parts coloured."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figure objects (no pyplot): no global backend switch, so this also works inside notebooks.
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     faces = model.faces.cpu().numpy()
@@ -56,7 +54,8 @@ def render_preview(model: BodyModel, out: str | Path) -> Path:
     poses = torch.as_tensor(np.stack([NAMED_POSES[name] for name, _ in panels]))
     with torch.no_grad():
         verts = model(body_pose=poses).verts.cpu().numpy()
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 4.2))
+    fig = Figure(figsize=(2.6 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels))
     for ax, (name, view), v in zip(axes, panels, verts):
         _draw(ax, v, faces, face_colors, view)
         ax.set_title(f"{name} ({view})", fontsize=9)
@@ -68,6 +67,5 @@ def render_preview(model: BodyModel, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     tmp.replace(out)
     return out

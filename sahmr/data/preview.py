@@ -30,10 +30,9 @@ def pick_frames(pose_class: np.ndarray, n: int, rng: np.random.Generator) -> np.
 
 def render_montage(root: str | Path, out: str | Path, split: str = "train", n: int = 12, cols: int = 4, seed: int = 0,
                    max_points: int = 4000) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figure objects (no pyplot): no global backend switch, so this also works inside notebooks.
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     ds = open_dataset(root)
     if split not in ds.splits:
@@ -42,7 +41,8 @@ def render_montage(root: str | Path, out: str | Path, split: str = "train", n: i
     rng = np.random.default_rng(seed)
     idx = pick_frames(np.asarray(arr["pose_class"]), n, rng)
     rows = int(np.ceil(len(idx) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), idx):
@@ -63,7 +63,7 @@ def render_montage(root: str | Path, out: str | Path, split: str = "train", n: i
         contact = np.asarray(arr["contact"][i])
         part = np.asarray(arr["contact_part"][i])
         ax.scatter(uv[contact, 0], uv[contact, 1], s=1.5, c=PART_COLORS[part[contact]], linewidths=0)
-        ax.add_patch(plt.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, ec="yellow", lw=0.8))
+        ax.add_patch(Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, ec="yellow", lw=0.8))
         W, H = np.asarray(arr["image_size"][i])
         ax.set_xlim(0, W)
         ax.set_ylim(H, 0)
@@ -76,6 +76,5 @@ def render_montage(root: str | Path, out: str | Path, split: str = "train", n: i
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(out)
     return out

@@ -1,0 +1,2 @@
+"""Plotting functions the notebooks call (so notebooks stay a few lines a cell): interactive plotly 3D
+scenes, image overlays and matplotlib distribution plots."""

@@ -1,5 +1,9 @@
 """`sahmr synth` on a tiny set: valid, deterministic, contacts real, no penetration, masks consistent."""
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +109,36 @@ def test_projected_mesh_matches_rendered_person_mask(tiny, open_model):
         assert iou > 0.9, f"{arr['frame_id'][i]}: IoU {iou:.3f}"
         checked += 1
     assert checked >= 2
+
+
+def test_resume_after_interruption(open_model_path, tmp_path):
+    """A run that died after its first scene resumes: finished scenes are kept, the result is the same."""
+    from sahmr.data.synth import generate as G
+
+    params = SynthParams(**TINY)
+    reference = generate_dataset(tmp_path / "ref", params, open_model_path, workers=1, progress=False)
+    out = tmp_path / "resumed"
+    # Simulate the interrupted run: the parameter stamp and one finished scene, no dataset.json.
+    (out / ".staging").mkdir(parents=True)
+    (out / ".staging" / "params.json").write_text(json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list))
+    G._init_worker(str(open_model_path))
+    first = G.scene_jobs(params)[0]
+    staged = G.generate_scene_frames(first, params, str(out))
+    assert Path(staged).is_file()
+    calls = []
+    real = G.generate_scene_frames
+
+    def spy(job, p, root):
+        calls.append((job.index, Path(root, ".staging", f"{G.scene_id_of(job)}.npz").is_file()))
+        return real(job, p, root)
+
+    G.generate_scene_frames = spy
+    try:
+        meta = generate_dataset(out, params, open_model_path, workers=1, progress=False)
+    finally:
+        G.generate_scene_frames = real
+    assert meta["content_hash"] == reference["content_hash"]
+    assert calls[0] == (first.index, True)  # the finished scene was found, not regenerated
+    assert not list((out / ".staging").glob("*.npz"))
+    again = generate_dataset(out, params, open_model_path, workers=1, progress=False)  # complete: no work
+    assert again["content_hash"] == reference["content_hash"]

@@ -7,8 +7,9 @@ penetration < 2 cm checked with the exact scene SDF), each rendered from the cam
 Test and validation scenes are never used for training frames.
 
 Resuming: every finished scene leaves ``.staging/<scene_id>.npz`` (+ its images and scene files); a rerun
-with the same parameters skips those scenes. The final assembly writes the splits and ``dataset.json``
-last, so an interrupted run never looks complete.
+with the same parameters skips those scenes (other parameters start over). The final assembly writes the
+splits and ``dataset.json`` last, so an interrupted run never looks complete; then the staged arrays are
+removed and a rerun with the same parameters does nothing.
 """
 
 from __future__ import annotations
@@ -259,8 +260,13 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
     body_path = resolve_model_path(body_model)
     body_file = load_body_model_file(body_path)
     stamp = out / ".staging" / "params.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("digest") != params.digest():
+    same_params = stamp.is_file() and json.loads(stamp.read_text()).get("digest") == params.digest()
+    if stamp.is_file() and not same_params:
         shutil.rmtree(out)  # other parameters: nothing of the old run is reusable
+    elif same_params and (out / "dataset.json").is_file():
+        if progress:
+            print(f"[synth] {out} is complete for these parameters; nothing to do")
+        return json.loads((out / "dataset.json").read_text())
     if (out / "dataset.json").is_file():
         (out / "dataset.json").unlink()  # from here on the folder is incomplete until finalize()
     stamp.parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +304,8 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
         arrays = {k: np.concatenate([z[k] for z in parts]) for k in parts[0].files}
         writer.write_split(split, arrays)
     meta = writer.finalize(progress=progress)
+    for j in jobs:  # the frames now live in the splits; keep only the parameter stamp
+        (out / ".staging" / f"{scene_id_of(j)}.npz").unlink(missing_ok=True)
     if progress:
         print(f"[synth] {sum(done.values())} frames in {time.time() - t0:.0f} s -> {out}")
     return meta

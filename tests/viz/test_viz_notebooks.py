@@ -46,3 +46,59 @@ def test_notebook_with_missing_data_fails_loudly(tmp_path):
     with pytest.raises(NotebookError, match=r"cell \d+: FileNotFoundError: no dataset at"):
         run_notebook("dataset", tmp_path / "out", {"data_dir": str(tmp_path / "nowhere")}, html=False)
     assert not (tmp_path / "out" / "dataset.ipynb").exists()
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_synth, open_model_path, tmp_path_factory):
+    """Two methods evaluated on the tiny test split: GT shifted 10 cm ("baseline") and GT + 2 cm noise."""
+    from sahmr.cli import main
+    from sahmr.data.format import open_dataset
+    from sahmr.eval.predictions import Predictions, write_predictions
+
+    root, _ = tiny_synth
+    arr = open_dataset(root).split("test")
+    T = np.asarray(arr["T_world_to_cam"], np.float64)
+    cam = np.einsum("nij,nvj->nvi", T[:, :3, :3], np.asarray(arr["verts_world"], np.float64)) + T[:, None, :3, 3]
+    out = tmp_path_factory.mktemp("evaluated")
+    rng = np.random.default_rng(0)
+    for name, verts in (("baseline", cam + [0, 0, 0.1]), ("noisy", cam + rng.normal(0, 0.02, cam.shape))):
+        p = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=cam.shape[1],
+                        verts_cam=verts.astype(np.float32))
+        write_predictions(out / f"{name}_test.npz", p)
+        assert main(["evaluate", "--pred", str(out / f"{name}_test.npz"), "--data", str(root), "--split", "test",
+                     "--out", str(out / "metrics" / f"{name}.json"), "--body-model", str(open_model_path), "--quiet"]) == 0
+    return root, out
+
+
+def _outputs(nb):
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+def test_report_notebook_table(evaluated, tmp_path):
+    root, out = evaluated
+    written = run_notebook("report", tmp_path, {"metrics_dir": str(out / "metrics"), "baseline": "baseline"})
+    html = written["html"].read_text()
+    for col in ("G-MPJPE", "PA-MPJPE", "PenE", "ConFE", "Contact F1", "PelvisE", "Δ G-MPJPE"):
+        assert col in html, col
+    nb = json.loads(written["ipynb"].read_text())
+    table = next(o["data"]["text/plain"] for o in _outputs(nb) if "text/plain" in o.get("data", {}) and "G-MPJPE" in "".join(o["data"]["text/plain"]))
+    baseline_row = next(line for line in "".join(table).splitlines() if line.startswith("baseline"))
+    assert "100.0" in baseline_row  # the 10 cm shift: G-MPJPE = 100 mm
+    assert sum("image/png" in o.get("data", {}) for o in _outputs(nb)) >= 2
+
+
+def test_failures_notebook(evaluated, tmp_path):
+    root, out = evaluated
+    written = run_notebook("failures", tmp_path, {"data_dir": str(root), "split": "test", "pred_file": str(out / "noisy_test.npz"),
+                                                   "frames_csv": str(out / "metrics" / "noisy_frames.csv"), "k": 2})
+    nb = json.loads(written["ipynb"].read_text())
+    outs = _outputs(nb)
+    assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outs) == 2  # one 3D view per frame
+    assert sum("image/png" in o.get("data", {}) for o in outs) == 2  # one crop overlay per frame
+    assert "precision" in written["html"].read_text()
+
+
+def test_failures_notebook_missing_predictions(tiny_synth, tmp_path):
+    root, _ = tiny_synth
+    with pytest.raises(NotebookError, match="missing input .*nope.npz"):
+        run_notebook("failures", tmp_path, {"data_dir": str(root), "pred_file": str(tmp_path / "nope.npz")}, html=False)

@@ -1,0 +1,100 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Failure explorer
+# The worst frames of one method by a chosen metric: the crop with the projected predicted (red) and
+# GT (green) meshes, an interactive 3D view (scene points, both meshes, contacts, pelvis; click the
+# legend to toggle), and per-part contact errors. Change `metric`, `k` or `frame_id` and re-run.
+
+# %% tags=["parameters"]
+data_dir = "datasets/synth"
+split = "test"
+pred_file = "predictions/sahmr_test.npz"
+frames_csv = "reports/metrics/sahmr_frames.csv"
+metric = "g_mpve"
+k = 4
+frame_id = ""  # non-empty: explore this frame instead of the worst k
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+from IPython.display import display
+
+from sahmr.body.model import BodyModel
+from sahmr.body.model_file import PART_NAMES
+from sahmr.data.format import open_dataset
+from sahmr.eval.predictions import read_predictions
+from sahmr.geometry.camera import transform
+from sahmr.viz.frames import crop_overlay, frame_scene_figure, per_part_contact, predicted_contact, world_from_cam
+
+pio.renderers.default = "plotly_mimetype+notebook"
+pd.set_option("display.max_columns", 60)
+pd.set_option("display.width", 250)
+for p in (Path(data_dir, "dataset.json"), Path(pred_file), Path(frames_csv)):
+    if not p.is_file():
+        raise FileNotFoundError(f"missing input {p}: run the pipeline (make repro) or pass the parameter")
+ds = open_dataset(data_dir)
+arr = ds.split(split)
+pred = read_predictions(pred_file, expected_num_vertices=ds.num_verts)
+frames = pd.read_csv(frames_csv)
+if metric not in frames.columns:
+    raise KeyError(f"metric {metric!r} not in {frames_csv}; columns: {list(frames.columns)}")
+body = BodyModel.load(ds.meta["body_model"]["name"])
+faces, part_ids = body.faces.numpy(), body.part_ids.numpy()
+pred_index = {str(f): i for i, f in enumerate(pred.frame_ids)}
+
+# %%
+worst = frames.sort_values(metric, ascending=False)
+chosen = [frame_id] if frame_id else worst["frame_id"].head(k).tolist()
+cols = [c for c in ["frame_id", "scene_id", "pose_class", "distance", "occlusion", "g_mpjpe", "g_mpve", "mpjpe", "pene", "confe", "contact_f1"] if c in frames.columns]
+frames.set_index("frame_id").loc[chosen].reset_index()[cols].round(3)
+
+# %%
+def views(fid):
+    _, i = ds.frame_index(fid)
+    T, K = np.asarray(arr["T_world_to_cam"][i], np.float64), np.asarray(arr["K"][i], np.float64)
+    gt_world = np.asarray(arr["verts_world"][i], np.float64)
+    j = pred_index[fid]
+    pred_world = np.asarray(pred.verts_world[j], np.float64) if pred.verts_world is not None else world_from_cam(T, pred.verts_cam[j])
+    return i, T, K, gt_world, pred_world
+
+
+part_rows = []
+for fid in chosen:
+    i, T, K, gt_world, pred_world = views(fid)
+    sid = str(arr["scene_id"][i])
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    crop_overlay(ax, ds.image(split, i), K, np.asarray(arr["bbox_xyxy"][i]),
+                 [(transform(T, gt_world), "#2ca02c", "GT"), (transform(T, pred_world), "#d62728", "predicted")])
+    row = frames.set_index("frame_id").loc[fid]
+    ax.set_title(f"{fid}  {metric} = {row[metric]:.1f}", fontsize=9)
+    display(fig)
+    plt.close(fig)
+    pc = predicted_contact(pred_world, ds.scene_sdf(sid))
+    gc = np.asarray(arr["contact"][i])
+    part_rows += [dict(frame_id=fid, **r) for r in per_part_contact(pc, gc, part_ids, PART_NAMES)]
+    gt_pelvis, _ = np.asarray(arr["pelvis_world"][i]), None
+    pred_pelvis = (body.eval_regressor.numpy().astype(np.float64) @ pred_world)[0]
+    frame_scene_figure(ds.scene_points(sid), faces, gt_world, pred_world, gc, np.asarray(arr["contact_part"][i]), pc,
+                       gt_pelvis, pred_pelvis, title=f"{fid} ({arr['pose_class'][i]}, scene {sid})").show()
+
+# %% [markdown]
+# ## Per-part contact errors of these frames
+# Predicted contact = predicted vertex within 7 cm of the scene surface (as the metrics).
+
+# %%
+pd.DataFrame(part_rows).round(3)

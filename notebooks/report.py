@@ -1,0 +1,75 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results report
+# The paper-style table for every evaluated method (with the difference to the baseline), error
+# distributions, errors by distance, occlusion, pose class and scene, and training curves (DVCLive).
+
+# %% tags=["parameters"]
+metrics_dir = "reports/metrics"
+models = ""  # comma-separated; empty: every <model>.json in metrics_dir
+baseline = "baseline"
+dataset_name = "synth"
+training_dirs = ""  # comma-separated name=dir pairs of DVCLive folders, e.g. "sahmr=runs/sahmr/dvclive"
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from sahmr.viz.results import binned, error_by, error_distributions, load_results, paper_table, training_curves
+
+pd.set_option("display.max_columns", 60)
+pd.set_option("display.width", 250)
+summaries, frames = load_results(metrics_dir, [m for m in models.split(",") if m] or None)
+print(f"{dataset_name}: {len(summaries)} method(s): {', '.join(summaries)}; {frames['frame_id'].nunique()} frames")
+
+# %% [markdown]
+# ## Results (mm; PenE/ConFE in m, summed over vertices as the release evaluation)
+
+# %%
+table = paper_table(summaries, baseline if baseline in summaries else None)
+table.round(3)
+
+# %% [markdown]
+# ## Error distributions
+
+# %%
+fig = error_distributions(frames, [m for m in ("g_mpjpe", "g_mpve", "mpjpe", "pene") if m in frames.columns])
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# ## Errors by distance, occlusion, pose class and scene
+
+# %%
+f = binned(binned(frames, "distance", [0, 3, 4, 5, 6, 12]), "occlusion", [0, 0.05, 0.25, 0.5, 1.0])
+fig, axes = plt.subplots(2, 2, figsize=(13, 7))
+for ax, by in zip(axes.ravel(), ["distance_bin", "occlusion_bin", "pose_class", "scene_id"]):
+    if by in f.columns:
+        error_by(f, "g_mpjpe", by, ax=ax)
+fig.tight_layout()
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# ## Training curves
+
+# %%
+dirs = dict(item.split("=", 1) for item in training_dirs.split(",") if "=" in item)
+fig = training_curves(dirs)
+if fig is None:
+    print("no DVCLive training logs given (parameter training_dirs)")
+else:
+    display(fig)
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""Loading evaluation outputs (``sahmr evaluate``) and the tables/plots of the report notebooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+PAPER_COLUMNS = [("G-MPJPE", "g_mpjpe"), ("G-MPVE", "g_mpve"), ("MPJPE", "mpjpe"), ("MPVE", "mpve"),
+                 ("PA-MPJPE", "pa_mpjpe"), ("PenE", "pene"), ("ConFE", "confe"), ("Contact P", "contact_precision"),
+                 ("Contact R", "contact_recall"), ("Contact F1", "contact_f1"), ("PelvisE", "pelvis_error")]
+
+
+def load_results(metrics_dir: str | Path, models: list[str] | None = None):
+    """(summaries {model: dict}, frames DataFrame with a ``model`` column) from ``<model>.json`` +
+    ``<model>_frames.csv`` files. Raises FileNotFoundError naming what is missing."""
+    import pandas as pd
+
+    metrics_dir = Path(metrics_dir)
+    if models is None:
+        models = sorted(p.stem for p in metrics_dir.glob("*.json"))
+    if not models:
+        raise FileNotFoundError(f"no <model>.json metrics in {metrics_dir}: run `sahmr evaluate --out {metrics_dir}/<model>.json`")
+    summaries, frames = {}, []
+    for m in models:
+        js, csv = metrics_dir / f"{m}.json", metrics_dir / f"{m}_frames.csv"
+        for p in (js, csv):
+            if not p.is_file():
+                raise FileNotFoundError(f"missing evaluation output {p} for model {m!r}")
+        summaries[m] = json.loads(js.read_text())
+        df = pd.read_csv(csv)
+        df.insert(0, "model", m)
+        frames.append(df)
+    return summaries, pd.concat(frames, ignore_index=True)
+
+
+def paper_table(summaries: dict, baseline: str | None = None):
+    """DataFrame: one row per model, the paper's columns (mm; PenE/ConFE in m); with a baseline, the
+    difference of every model to it (negative = lower error)."""
+    import pandas as pd
+
+    rows = {m: {name: s.get(key, np.nan) for name, key in PAPER_COLUMNS} | {"frames": s.get("n_frames")} for m, s in summaries.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if baseline is not None and baseline in table.index:
+        diff = table.drop(columns="frames") - table.loc[baseline].drop("frames")
+        table = table.join(diff.add_prefix("Δ "))
+    return table
+
+
+def binned(frames, column: str, bins: list[float]):
+    """The frames table with a categorical ``<column>_bin`` column."""
+    import pandas as pd
+
+    out = frames.copy()
+    out[f"{column}_bin"] = pd.cut(out[column], bins=bins, include_lowest=True)
+    return out
+
+
+def error_by(frames, metric: str, by: str, ax=None, title: str | None = None):
+    """Grouped bar plot of the mean ``metric`` per value of ``by`` for every model."""
+    import matplotlib.pyplot as plt
+
+    pivot = frames.groupby([by, "model"], observed=True)[metric].mean().unstack("model")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    pivot.plot.bar(ax=ax, rot=30)
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} by {by}")
+    return ax
+
+
+def error_distributions(frames, metrics: list[str], bins: int = 40):
+    """Histograms of per-frame errors, one panel per metric, one colour per model."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.3), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for model, g in frames.groupby("model"):
+            ax.hist(g[m].dropna(), bins=bins, alpha=0.55, label=model)
+        ax.set(xlabel=m, ylabel="frames")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(dvclive_dirs: dict):
+    """Line plots of every scalar DVCLive logged (``<dir>/plots/metrics/**.tsv``); None if none exist."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    series = {}
+    for name, d in dvclive_dirs.items():
+        for tsv in sorted(Path(d, "plots", "metrics").rglob("*.tsv")):
+            df = pd.read_csv(tsv, sep="\t")
+            key = str(tsv.relative_to(Path(d, "plots", "metrics")).with_suffix(""))
+            value_col = [c for c in df.columns if c not in ("step", "timestamp")][-1]
+            series.setdefault(key, {})[name] = df[["step", value_col]].rename(columns={value_col: "value"})
+    if not series:
+        return None
+    keys = sorted(series)
+    cols = min(3, len(keys))
+    rows = int(np.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3 * rows), squeeze=False)
+    for ax, k in zip(axes.ravel(), keys):
+        for name, df in series[k].items():
+            ax.plot(df["step"], df["value"], label=name)
+        ax.set_title(k, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,1 @@
+"""Networks: image backbones (timm), SPVCNN, RCNet."""

@@ -1,0 +1,1 @@
+"""Training: supervision targets, losses, task objects."""

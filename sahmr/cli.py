@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.data import cli as data_cli
     from sahmr.data.synth import cli as synth_cli
     from sahmr.eval import cli as eval_cli
+    from sahmr.train import cli as train_cli
     from sahmr.viz import cli as viz_cli
 
     parser = argparse.ArgumentParser(prog="sahmr", description="sahmr: scene-aware human mesh recovery research kit")
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.register(sub)
     synth_cli.register(sub)
     eval_cli.register(sub)
+    train_cli.register(sub)
     viz_cli.register(sub)
     return parser
 

@@ -312,6 +312,10 @@ class RootNet(nn.Module):
         self.hrnet, c, self.stride = build_image_backbone(cfg.backbone, cfg.pretrained, cfg.backbone_weights)
         self.feat_channels = cfg.feat_channels
         self.out_conv = nn.Conv2d(c, 2 + cfg.feat_channels + NUM_PARTS, 1)
+        # Without the original's pretrained init, default-initialised heatmap channels start at ±several
+        # units per cell and their summed squared errors (~10^4) swamp every other loss: start them small.
+        nn.init.normal_(self.out_conv.weight, std=1e-3)
+        nn.init.zeros_(self.out_conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out_conv(self.hrnet(x))

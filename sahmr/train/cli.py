@@ -26,7 +26,11 @@ GLOBAL_KEYS = ("seed", "preset")
 
 def _builtin_tasks() -> None:
     """Register the kit's tasks (imports are deferred to here so ``sahmr --help`` stays fast)."""
-    # e.g. from sahmr.train.rcnet import RCNetTask; register_task("rcnet", RCNetTask.from_params, overwrite=True)
+    from sahmr.train.rcnet_task import RCNetTask
+    from sahmr.train.registry import register_task
+
+    # The factory gets the task's params section (+ seed, preset); RCNetConfig takes the model fields.
+    register_task("rcnet", lambda p: RCNetTask({"name": p.get("preset", "cpu"), **p.get("model", {})}), overwrite=True)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

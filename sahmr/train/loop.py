@@ -336,7 +336,8 @@ class TaskModule(pl.LightningModule):
         self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False, batch_size=bs)
         for k, v in (stats or {}).items():
             v = float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-            self.log(f"train/{k}", v, on_step=False, on_epoch=True, batch_size=bs, sync_dist=sync)
+            # DVCLive nests metric names at "/": a task stat "loss/x" would collide with "train/loss".
+            self.log(f"train/{_metric_name(k)}", v, on_step=False, on_epoch=True, batch_size=bs, sync_dist=sync)
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -398,7 +399,7 @@ class TaskModule(pl.LightningModule):
         if self.trainer.state.fn == "fit":  # identical on every rank after the gather: no sync needed
             self.last_val_step = int(self.trainer.global_step)
             for k, v in means.items():
-                self.log(f"val/{k}", v, on_step=False, on_epoch=True)
+                self.log(f"val/{_metric_name(k)}", v, on_step=False, on_epoch=True)
 
 
 def _batch_size(batch: dict) -> int:
@@ -507,6 +508,11 @@ def _dvclive_logger_cls():
                 super().log_metrics(metrics, step=step, sync=True)
 
     return EpochDVCLiveLogger
+
+
+def _metric_name(key: str) -> str:
+    """A task's stat name as one DVCLive metric (no nesting): ``loss/pelvis_hm`` -> ``loss_pelvis_hm``."""
+    return key.replace("/", "_")
 
 
 class _ValidateLastEpoch(Callback):

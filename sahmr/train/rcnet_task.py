@@ -43,6 +43,8 @@ class RCNetTask:
         if not isinstance(cfg, RCNetConfig):
             raise TypeError(f"RCNetTask: cfg must be an RCNetConfig, a preset name or a dict, got {type(cfg).__name__}")
         self.cfg = cfg
+        self.name = "rcnet"
+        self.crop_size = cfg.crop_size  # the training loop builds the dataset at the model's crop size
 
     def build_model(self) -> nn.Module:
         return RCNet(self.cfg)

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sahmr.atomic import atomic_write
 
 MODEL_TYPES = ("smpl", "smplh", "smplx")
 SMPL_REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -127,24 +127,12 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_npz_deterministic(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+def write_npz_deterministic(file, arrays: dict[str, np.ndarray]) -> None:
     """Like ``np.savez`` but byte-identical for identical arrays (fixed zip timestamps, sorted keys),
     so a rebuilt model has the same checksum."""
     import zipfile
 
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as zf:
         for key in sorted(arrays):
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with zf.open(info, "w", force_zip64=True) as fp:
@@ -159,15 +147,12 @@ def save_body_model(model: BodyModelFile, path: str | Path) -> Path:
         if np.asarray(v).dtype == object:
             raise BodyModelFileError(f"{path}: array '{k}' has dtype object; only plain arrays are stored")
 
-    def write_npz(tmp: str) -> None:
-        write_npz_deterministic(tmp, model.arrays)
-
-    _atomic_write(path, write_npz)
+    atomic_write(path, lambda f: write_npz_deterministic(f, model.arrays))
     meta = dict(model.meta)
     meta["npz_sha256"] = sha256_file(path)
     meta["num_verts"] = model.num_verts
     meta_path = path.with_suffix(".json")
-    _atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n"))
+    atomic_write(meta_path, lambda f: f.write((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()))
     return path
 
 

@@ -95,16 +95,16 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from sahmr.atomic import atomic_write as _atomic_write
 from sahmr.geometry.sdf import SDFGrid, load_sdf_npz, save_sdf_npz
 
 __all__ = [
@@ -216,21 +216,6 @@ def _check_split_name(split: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- file writing
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> Path:
-    """Write through ``write(binary file)`` to a temp file next to `path`, then os.replace; no leftovers."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 _NUM_LIST_RE = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")

@@ -32,13 +32,13 @@ import csv
 import io
 import json
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
+from sahmr.atomic import atomic_write as _atomic_write
 from sahmr.eval import metrics as M
 from sahmr.geometry.sdf import SDFGrid, query_sdf
 
@@ -200,20 +200,6 @@ def validate_predictions(
 
 
 # ---------------------------------------------------------------------------------------------- files
-
-
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write through `write(fileobj)` to a temp file next to `path`, then os.replace; no leftovers on error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_predictions(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,23 +261,10 @@ def load_original_sdf(json_path: str | os.PathLike, npy_path: str | os.PathLike 
 
 def save_sdf_npz(path: str | os.PathLike, grid: SDFGrid) -> Path:
     """Write `grid` to a plain ``.npz`` atomically (temp file in the same folder + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                values=grid.values,
-                min_world=grid.min_world,
-                max_world=grid.max_world,
-                format_version=np.int64(SDF_NPZ_FORMAT_VERSION),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from sahmr.atomic import atomic_write
+
+    return atomic_write(path, lambda f: np.savez(f, values=grid.values, min_world=grid.min_world, max_world=grid.max_world,
+                                                 format_version=np.int64(SDF_NPZ_FORMAT_VERSION)))
 
 
 def load_sdf_npz(path: str | os.PathLike) -> SDFGrid:

@@ -43,12 +43,10 @@ trains on an interleaved shard of the same epoch order (see :mod:`sahmr.train.sa
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,21 +226,7 @@ class TrainConfig:
         return float(self.canonical_lr) * int(self.batch_size) * int(world_size) / int(self.canonical_bs)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+from sahmr.atomic import atomic_write_bytes  # noqa: E402  (re-exported for callers of the loop)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

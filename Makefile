@@ -9,7 +9,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test test-slow test-gpu repro bench clean-venv
+.PHONY: install test test-slow test-gpu repro bench lab clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml
@@ -39,6 +39,16 @@ repro: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_body.py
 	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_sparse.py
+	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_dataset.py
+	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_rcnet.py
+
+# JupyterLab from the project's venv; jupytext opens the percent-format notebooks/*.py as notebooks
+# (right-click > Open With > Notebook) and keeps them as reviewable .py files in git.
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) --no-browser
 
 clean-venv:
 	rm -rf $(VENV)

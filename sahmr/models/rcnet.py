@@ -89,6 +89,10 @@ class RCNetConfig:
     sparse_backend: str = "torch"
     # supervision (spec §5.3-5.4)
     voxel_label_dist: float = 0.10
+    # Cross-entropy weight of the 7 contact classes relative to background (1.0 = the original's uniform
+    # weights). Contact voxels are ~3% of the voxels; with uniform weights and a short CPU schedule the
+    # segmentation collapses to background, so the cpu preset up-weights them.
+    voxel_seg_part_weight: float = 10.0
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "pelvis_hm": 1.0, "pelvis_depth": 10.0, "voxel_seg": 1.0, "voxel_offset": 1.0,
         "pelvis_refined": 1.0, "contact_hm": 1.0, "contact_hm_flip": 1.0,
@@ -98,7 +102,7 @@ class RCNetConfig:
     def preset(cls, name: str, **overrides: Any) -> "RCNetConfig":
         if name == "paper":
             base = cls(name="paper", backbone="hrnet_w64", crop_size=224, spvcnn_width=1.0, voxel_size=0.05,
-                       voxel_label_dist=0.07, extra_flip=True)  # fmt: skip
+                       voxel_label_dist=0.07, extra_flip=True, voxel_seg_part_weight=1.0)  # fmt: skip
         elif name == "cpu":
             base = cls()
         else:

@@ -52,8 +52,11 @@ def pelvis_depth_loss(depth_map: Tensor, px: Tensor, zw1f: Tensor) -> Tensor:
     return (gkernel(depth_map.device, depth_map.dtype) * (zw1f[:, None, None] - win).abs()).sum((1, 2))
 
 
-def rcnet_losses(out: RCNetOutput, tgt: RCNetTargets, weights: dict[str, float]) -> tuple[Tensor, dict[str, Tensor]]:
-    """Returns (total (B,), {name: (B,)}) for the names of `LOSS_NAMES` with weight > 0."""
+def rcnet_losses(out: RCNetOutput, tgt: RCNetTargets, weights: dict[str, float],
+                 voxel_seg_part_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """Returns (total (B,), {name: (B,)}) for the names of `LOSS_NAMES` with weight > 0.
+
+    voxel_seg_part_weight: cross-entropy class weight of the 7 contact classes (background: 1)."""
     bsz = out.batch_size
     w = {k: float(v) for k, v in weights.items() if float(v) > 0}
     unknown = set(w) - set(LOSS_NAMES)
@@ -65,7 +68,9 @@ def rcnet_losses(out: RCNetOutput, tgt: RCNetTargets, weights: dict[str, float])
     if "pelvis_depth" in w:
         losses["pelvis_depth"] = pelvis_depth_loss(out.depth_map, tgt.pelvis_px, tgt.pelvis_zw1f)
     if "voxel_seg" in w:
-        ce = F.cross_entropy(out.voxel_seg_logits, tgt.voxel_label, reduction="none")
+        cls_w = torch.ones(out.voxel_seg_logits.shape[1], device=out.voxel_seg_logits.device, dtype=out.voxel_seg_logits.dtype)
+        cls_w[1:] = voxel_seg_part_weight
+        ce = F.cross_entropy(out.voxel_seg_logits, tgt.voxel_label, weight=cls_w, reduction="none")
         losses["voxel_seg"] = segment_mean(ce, out.voxel_batch, bsz) + 0.0 * out.voxel_seg_logits.sum()
     if "voxel_offset" in w:
         l1 = (out.voxel_offset - tgt.voxel_offset).abs().sum(1)

@@ -52,7 +52,7 @@ class RCNetTask:
     def _forward(self, model: RCNet, batch: dict, generator: torch.Generator | None):
         out = model.forward_batch(batch, generator)
         tgt = build_rcnet_targets(batch, out, self.cfg)
-        total, losses = rcnet_losses(out, tgt, self.cfg.loss_weights)
+        total, losses = rcnet_losses(out, tgt, self.cfg.loss_weights, self.cfg.voxel_seg_part_weight)
         return out, tgt, total, losses
 
     def training_step(self, model: nn.Module, batch: dict, generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:

@@ -22,6 +22,7 @@ split = "train"
 n_samples = 12
 scene_id = ""  # empty: the scene with the most frames
 seed = 0
+body_model = ""  # name or .npz path; empty: the body model the dataset was made with
 
 # %%
 from pathlib import Path
@@ -79,7 +80,7 @@ _, first = np.unique(np.round(np.asarray(arr["transl"])[rows], 4), axis=0, retur
 rows = rows[np.sort(first)][:8]
 from sahmr.body.model import BodyModel
 
-body = BodyModel.load(ds.meta["body_model"]["name"])
+body = BodyModel.load(body_model or ds.meta["body_model"]["name"])
 meshes = [{"verts": np.asarray(arr["verts_world"][i]), "faces": body.faces.numpy(), "name": f"{arr['frame_id'][i]} ({arr['pose_class'][i]})"} for i in rows]
 pts = [contact_points(np.asarray(arr["verts_world"][i]), np.asarray(arr["contact"][i]), np.asarray(arr["contact_part"][i]), name=f"contacts {arr['frame_id'][i]}") for i in rows]
 scene_figure(ds.scene_points(sid), meshes, pts, title=f"scene {sid}: {len(rows)} people").show()

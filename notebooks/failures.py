@@ -24,6 +24,7 @@ frames_csv = "reports/metrics/sahmr_frames.csv"
 metric = "g_mpve"
 k = 4
 frame_id = ""  # non-empty: explore this frame instead of the worst k
+body_model = ""  # name or .npz path; empty: the body model the dataset was made with
 
 # %%
 from pathlib import Path
@@ -53,7 +54,7 @@ pred = read_predictions(pred_file, expected_num_vertices=ds.num_verts)
 frames = pd.read_csv(frames_csv)
 if metric not in frames.columns:
     raise KeyError(f"metric {metric!r} not in {frames_csv}; columns: {list(frames.columns)}")
-body = BodyModel.load(ds.meta["body_model"]["name"])
+body = BodyModel.load(body_model or ds.meta["body_model"]["name"])
 faces, part_ids = body.faces.numpy(), body.part_ids.numpy()
 pred_index = {str(f): i for i, f in enumerate(pred.frame_ids)}
 

@@ -31,9 +31,10 @@ def test_dataset_distributions_axes():
     assert len(fig.axes) == 4
 
 
-def test_dataset_notebook_runs_with_figures(tiny_synth, tmp_path):
+def test_dataset_notebook_runs_with_figures(tiny_synth, open_model_path, tmp_path):
     root, _ = tiny_synth
-    written = run_notebook("dataset", tmp_path, {"data_dir": str(root), "n_samples": 4, "split": "train"})
+    written = run_notebook("dataset", tmp_path, {"data_dir": str(root), "n_samples": 4, "split": "train",
+                                                  "body_model": str(open_model_path)})
     nb = json.loads(written["ipynb"].read_text())
     mimes = [set(o.get("data", {})) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any("application/vnd.plotly.v1+json" in m and "text/html" in m for m in mimes), "interactive 3D figure missing"
@@ -87,10 +88,11 @@ def test_report_notebook_table(evaluated, tmp_path):
     assert sum("image/png" in o.get("data", {}) for o in _outputs(nb)) >= 2
 
 
-def test_failures_notebook(evaluated, tmp_path):
+def test_failures_notebook(evaluated, open_model_path, tmp_path):
     root, out = evaluated
     written = run_notebook("failures", tmp_path, {"data_dir": str(root), "split": "test", "pred_file": str(out / "noisy_test.npz"),
-                                                   "frames_csv": str(out / "metrics" / "noisy_frames.csv"), "k": 2})
+                                                   "frames_csv": str(out / "metrics" / "noisy_frames.csv"), "k": 2,
+                                                   "body_model": str(open_model_path)})
     nb = json.loads(written["ipynb"].read_text())
     outs = _outputs(nb)
     assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outs) == 2  # one 3D view per frame

@@ -1,0 +1,111 @@
+"""Compare our mesh transformer (paper preset) with the original's `metro_enhanced.*` keys; load converted weights.
+
+`original-state-dict-keys.txt` lists `name (shape)` per line; the mesh network's keys are prefixed
+`metro_enhanced.` (release checkpoints: `net.metro_enhanced.*` under ckpt["network"]). Our `MeshTransformer`
+uses the same module names (`backbone.*` = timm's HRNet-W64-C, whose names equal the official HRNet
+classification code's, `trans_encoder.{e}.bert.encoder.layer.{l}.*`, `...linear_cp.{0,1}.*`,
+`...loftr_layer.*`, `.bert.position_embeddings`, `.bert.img_embedding`, `.cls_head`, `.residual`,
+`conv_learn_tokens`, `upsampling`, `upsampling2`), so the map is the identity on names.
+
+Intentional differences: the BERT `embeddings.*` (word/position/token-type + LayerNorm) and `pooler.*`
+of every encoder are never called by the original (spec §4.2, ~45 M parameters) and are not built here:
+`DROPPED` lists them; the loader ignores them. With an open body model whose hierarchy sizes differ from
+SMPL's (e.g. 1722/432 instead of 1723/431), the token/upsampling shapes differ — expected, not a bug.
+To load the released weights, build with `MeshTransformerConfig(quirks=True)` (part positional tokens
+indexed without the +14 offset, spec §4.2).
+
+* `compare_metro_state_dict(model, keys_file)` -> report dict (matched, renamed, shape_mismatch, missing,
+  dropped (missing on purpose), extra, matched_fraction over all original keys and over the non-dropped ones).
+* `load_original_metro_state_dict(model, sd, strict=True)`: strips `net.`/`metro_enhanced.`/`module.`,
+  ignores `DROPPED` keys and `rcnet.*`, checks shapes, loads; ValueError listing what does not fit.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint_map import read_original_keys
+
+__all__ = ["METRO_RENAMES", "DROPPED", "compare_metro_state_dict", "load_original_metro_state_dict", "metro_original_to_ours",
+           "is_dropped"]  # fmt: skip
+
+PREFIX = "metro_enhanced."
+# original name pattern -> ours (regex, applied in order). Empty: the layouts coincide.
+METRO_RENAMES: tuple[tuple[str, str], ...] = ()
+# original keys we do not build (never used in the original's forward pass)
+DROPPED = (r"^trans_encoder\.\d+\.bert\.embeddings\.", r"^trans_encoder\.\d+\.bert\.pooler\.")
+
+
+def is_dropped(name: str) -> bool:
+    return any(re.search(p, name) for p in DROPPED)
+
+
+def metro_original_to_ours(name: str) -> str:
+    for pat, rep in METRO_RENAMES:
+        name = re.sub(pat, rep, name)
+    return name
+
+
+def compare_metro_state_dict(model: nn.Module, keys_file: str | Path) -> dict:
+    """Name/shape comparison of `model.state_dict()` (a MeshTransformer) with the original `metro_enhanced.*`."""
+    orig = read_original_keys(keys_file, prefix=PREFIX)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    matched, renamed, mismatch, missing, dropped = [], [], [], [], []
+    used = set()
+    for k, shp in orig.items():
+        k2 = metro_original_to_ours(k)
+        if k2 in ours:
+            used.add(k2)
+            if ours[k2] == shp:
+                (matched if k2 == k else renamed).append(k if k2 == k else (k, k2))
+            else:
+                mismatch.append((k, shp, ours[k2]))
+        elif is_dropped(k):
+            dropped.append((k, shp))
+        else:
+            missing.append((k, shp))
+    extra = [(k, s) for k, s in ours.items() if k not in used]
+    n_ok = len(matched) + len(renamed)
+    numel = lambda s: int(torch.Size(s).numel())  # noqa: E731
+    return {
+        "n_original": len(orig), "n_ours": len(ours), "matched": matched, "renamed": renamed,
+        "shape_mismatch": mismatch, "missing": missing, "dropped": dropped, "extra": extra,
+        "matched_fraction": n_ok / len(orig),
+        "matched_fraction_used": n_ok / max(len(orig) - len(dropped), 1),
+        "original_numel": sum(numel(s) for k, s in orig.items() if not k.endswith("num_batches_tracked")),
+        "dropped_numel": sum(numel(s) for _, s in dropped),
+        "ours_numel": sum(p.numel() for p in model.parameters()) + sum(
+            b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))),
+    }  # fmt: skip
+
+
+def load_original_metro_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> dict:
+    """Load original METRO_enhanced weights (a full SAHMR checkpoint or its `metro_enhanced.*` part) into a
+    MeshTransformer. strict: every parameter of `model` must be provided with the right shape (ValueError
+    otherwise). Returns {"loaded": n, "ignored": [...], "missing": [...]}."""
+    if "network" in sd and isinstance(sd["network"], dict):
+        sd = sd["network"]
+    ours = model.state_dict()
+    mapped, ignored, bad = {}, [], []
+    for k, v in sd.items():
+        key = k
+        for p in ("module.", "net.", PREFIX):
+            if key.startswith(p):
+                key = key[len(p):]
+        key = metro_original_to_ours(key)
+        if key not in ours:
+            ignored.append(k)
+        elif tuple(v.shape) != tuple(ours[key].shape):
+            bad.append(f"{k}: {tuple(v.shape)} vs ours {tuple(ours[key].shape)}")
+        else:
+            mapped[key] = v
+    missing = [k for k in ours if k not in mapped]
+    if bad or (strict and missing):
+        raise ValueError(f"original METRO_enhanced state dict does not fit: {len(bad)} shape mismatches {bad[:5]}, "
+                         f"{len(missing)} missing {missing[:5]}")  # fmt: skip
+    model.load_state_dict(mapped, strict=False)
+    return {"loaded": len(mapped), "ignored": ignored, "missing": missing}

@@ -1,0 +1,151 @@
+"""`SAHMRTask` / `BaselineTask`: stage-2 training of the mesh transformer with RCNet frozen (spec §5.5).
+
+    task = SAHMRTask(preset="cpu", rcnet_ckpt="runs/rcnet/final.ckpt")     # or SAHMRTask.from_params({...})
+    model = task.build_model()                               # SAHMR (RCNet loaded from rcnet_ckpt, frozen)
+    loss, stats = task.training_step(model, batch, gen)      # batch from collate_human_scene
+    metrics = task.validation_metrics(model, batch)          # {name: (B,) float tensor}, under no_grad
+
+Parameters:
+  preset: "cpu" | "paper" — both RCNet and the mesh transformer (`RCNetConfig.preset`,
+    `MeshTransformerConfig.preset`); `rcnet` / `model`: dicts of overrides of those configs.
+  rcnet_ckpt: the stage-1 RCNet weights: a plain `state_dict` as written by the loop (`<out>/final.ckpt`),
+    or a dict holding one under "state_dict" / "network" (prefixes `net.`, `model.`, `rcnet.` stripped),
+    loaded with `torch.load(weights_only=True)` and strictly: a missing file, or weights of another preset,
+    raise a clear error at `build_model()`.
+  body_model: name or path of the body model (`sahmr.body.model.resolve_model_path`); sizes, template,
+    joint regressor, parts come from it. Default "sahmr-open".
+  loss_weights: {vertex, joint, vertex_c, corr_points} (default 1 each; ≤ 0 drops a loss).
+  corr_points_quirk: True (default) = the original's denominator N incl. padding (spec §5.4).
+  pelvis_noise_thr / pelvis_noise_std: the training origin replacement (0.5 m / 0.08 m, spec §5.5).
+
+`training_step` needs `model.train()` (the loop does it; RCNet stays in eval); the generator drives the
+noisy-GT origin and the random contact subsets. Stats: `loss/<name>`, `loss/total`, `noisy_gt_pelvis_frac`,
+`contact_points_per_sample`, and the metrics below as batch means. `validation_metrics`: MPJPE, MPVE,
+PA_MPJPE, G_MPJPE, G_MPVE, PelvisE, PelvisE_mesh, PelvisE_coarse, C_HSCP_L2 (mm, per sample) and the losses.
+`optimizer_groups(model)`: only the mesh transformer (`metro_enhanced.*`) is trained.
+
+`BaselineTask`: the same with `ImageOnlyBaseline` (no scene branch, RCNet's coarse pelvis; no corr_points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sahmr.models.mesh_transformer import MeshTransformerConfig
+from sahmr.models.rcnet import RCNet, RCNetConfig
+from sahmr.models.sahmr import SAHMR, ImageOnlyBaseline
+
+from .sahmr_losses import SAHMR_LOSS_WEIGHTS, sahmr_losses, sahmr_metrics
+
+__all__ = ["SAHMRTask", "BaselineTask", "load_rcnet_checkpoint"]
+
+
+def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
+    """Strictly load stage-1 RCNet weights from `path` (see the module docstring); clear errors."""
+    if path is None or str(path) == "":
+        raise ValueError("rcnet_ckpt is required: train RCNet first (`sahmr train rcnet`, which writes "
+                         "runs/rcnet/final.ckpt) and pass its path as the task parameter rcnet_ckpt")  # fmt: skip
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"RCNet checkpoint not found: {p} (task parameter rcnet_ckpt). Train RCNet first "
+                                "(`sahmr train rcnet`, output <out>/final.ckpt) or fix the path.")  # fmt: skip
+    obj = torch.load(p, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "network", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{p}: expected a state dict (name -> tensor) of RCNet")
+    own = rcnet.state_dict()
+    sd = {}
+    for k, v in obj.items():
+        key = k
+        while key not in own and key.startswith(("net.", "model.", "rcnet.", "module.")):
+            key = key.split(".", 1)[1]
+        sd[key] = v
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    bad = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or bad:
+        raise ValueError(f"{p} does not fit RCNet preset {rcnet.cfg.name!r}: {len(missing)} missing {missing[:3]}, "
+                         f"{len(unexpected)} unexpected {unexpected[:3]}, {len(bad)} shape mismatches {bad[:3]}. "
+                         "Was it trained with another preset?")  # fmt: skip
+    rcnet.load_state_dict(sd, strict=True)
+
+
+class SAHMRTask:
+    model_cls = SAHMR
+    task_name = "sahmr"
+
+    def __init__(self, preset: str = "cpu", rcnet_ckpt: str | Path | None = None, body_model: str | Path = "sahmr-open",
+                 model: dict[str, Any] | None = None, rcnet: dict[str, Any] | None = None,
+                 loss_weights: dict[str, float] | None = None, corr_points_quirk: bool = True,
+                 pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08):  # fmt: skip
+        self.name = self.task_name
+        self.rcnet_cfg = RCNetConfig.preset(preset, **(rcnet or {}))
+        self.mesh_cfg = MeshTransformerConfig.preset(preset, **(model or {}))
+        self.mesh_cfg = replace(self.mesh_cfg, use_scene=self.model_cls.use_scene)
+        self.rcnet_ckpt = rcnet_ckpt
+        self.body_model = body_model
+        w = dict(SAHMR_LOSS_WEIGHTS)
+        w.update(loss_weights or {})
+        if not self.model_cls.use_scene:
+            w.pop("corr_points", None)
+        self.loss_weights = w
+        self.corr_points_quirk = bool(corr_points_quirk)
+        self.pelvis_noise_thr = float(pelvis_noise_thr)
+        self.pelvis_noise_std = float(pelvis_noise_std)
+        self.crop_size = self.rcnet_cfg.crop_size
+
+    _KEYS = ("preset", "rcnet_ckpt", "body_model", "model", "rcnet", "loss_weights", "corr_points_quirk",
+             "pelvis_noise_thr", "pelvis_noise_std")  # fmt: skip
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "SAHMRTask":
+        """Build from a params section; keys other than the constructor's (e.g. `seed`) are ignored."""
+        return cls(**{k: v for k, v in params.items() if k in cls._KEYS})
+
+    def build_model(self) -> nn.Module:
+        from sahmr.body.model import BodyModel
+
+        rcnet = RCNet(self.rcnet_cfg)
+        load_rcnet_checkpoint(rcnet, self.rcnet_ckpt)
+        body = BodyModel.load(self.body_model)
+        return self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std)
+
+    def optimizer_groups(self, model: nn.Module) -> list[dict]:
+        return [{"params": [p for p in model.metro_enhanced.parameters() if p.requires_grad]}]
+
+    def _forward(self, model: SAHMR, batch: dict, generator: torch.Generator | None):
+        out = model.forward_batch(batch, generator)
+        total, losses = sahmr_losses(out, batch, self.loss_weights, self.corr_points_quirk)
+        return out, total, losses
+
+    def training_step(self, model: nn.Module, batch: dict, generator: torch.Generator | None) -> tuple[Tensor, dict[str, float]]:
+        out, total, losses = self._forward(model, batch, generator)
+        loss = total.mean()
+        stats = {f"loss/{k}": float(v.detach().mean()) for k, v in losses.items()}
+        stats["loss/total"] = float(loss.detach())
+        for k, v in sahmr_metrics(out, batch).items():
+            stats[k] = float(v.mean())
+        stats["noisy_gt_pelvis_frac"] = float(out.noisy_gt_pelvis.float().mean())
+        if out.contact_points_mask is not None:
+            stats["contact_points_per_sample"] = float(out.contact_points_mask.sum(1).float().mean())
+        return loss, stats
+
+    @torch.no_grad()
+    def validation_metrics(self, model: nn.Module, batch: dict) -> dict[str, Tensor]:
+        out, total, losses = self._forward(model, batch, None)
+        m = sahmr_metrics(out, batch)
+        m.update({f"loss/{k}": v.detach().float() for k, v in losses.items()})
+        m["loss/total"] = total.detach().float()
+        return m
+
+
+class BaselineTask(SAHMRTask):
+    model_cls = ImageOnlyBaseline
+    task_name = "baseline"

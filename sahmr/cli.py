@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.register(sub)
     synth_cli.register(sub)
     eval_cli.register(sub)
+    eval_cli.register_dump(sub)
     train_cli.register(sub)
     viz_cli.register(sub)
     return parser

@@ -25,3 +25,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--body-model", default=None, help="body model for the evaluation joints (default: the dataset's)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_evaluate)
+
+
+def _dump(args: argparse.Namespace) -> int:
+    from sahmr.config import load_params
+    from sahmr.eval.dump import dump_predictions
+    from sahmr.train.cli import _builtin_tasks, resolve_params, task_params
+    from sahmr.train.registry import get_task
+
+    _builtin_tasks()
+    params = resolve_params(load_params(args.params), args.task, source=args.params)
+    task = get_task(args.task, task_params(params))
+    print(f"wrote {dump_predictions(task, args.ckpt, args.data, args.split, args.out, batch_size=args.batch_size)}")
+    return 0
+
+
+def register_dump(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dump", help="predictions of a trained sahmr/baseline checkpoint on a dataset split (for sahmr evaluate)")
+    p.add_argument("task", choices=["sahmr", "baseline"], help="which model (its params section train_<task> builds it)")
+    p.add_argument("--ckpt", required=True, help="the training run's final.ckpt")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="predictions .npz to write")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=_dump)

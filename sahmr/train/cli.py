@@ -32,6 +32,12 @@ def _builtin_tasks() -> None:
     # The factory gets the task's params section (+ seed, preset); RCNetConfig takes the model fields.
     register_task("rcnet", lambda p: RCNetTask({"name": p.get("preset", "cpu"), **p.get("model", {})}), overwrite=True)
 
+    # Stage 2 (spec §5.5): frozen RCNet (rcnet_ckpt = runs/rcnet/final.ckpt) + the mesh transformer.
+    from sahmr.train.sahmr_task import BaselineTask, SAHMRTask
+
+    register_task("sahmr", SAHMRTask.from_params, overwrite=True)
+    register_task("baseline", BaselineTask.from_params, overwrite=True)
+
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["a=1", "b.c=[1, 2]"]`` -> ``{"a": 1, "b": {"c": [1, 2]}}`` (values parsed as YAML)."""

@@ -82,16 +82,24 @@ def load_original_rcnet_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]
     """Load an original RCNet/SAHMR state dict (`net.`, `rcnet.`, `module.` prefixes stripped; METRO keys
     of a full SAHMR checkpoint ignored). strict: every parameter of `model` must be provided with the right
     shape (ValueError otherwise). Returns {"loaded": n, "ignored": [...], "missing": [...]}."""
+    return load_mapped_state_dict(model, sd, ("module.", "net.", "rcnet."), original_to_ours, "RCNet", strict)
+
+
+def load_mapped_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], prefixes: tuple[str, ...], key_map,
+                           what: str, strict: bool = True) -> dict:
+    """Load an original checkpoint's tensors into `model`: strip `prefixes`, rename with `key_map`, keep
+    what fits. Keys `model` does not have are ignored (e.g. the other network of a SAHMR checkpoint); a
+    shape mismatch, or (strict) a parameter left unset, raises ValueError naming them."""
     if "network" in sd and isinstance(sd["network"], dict):
         sd = sd["network"]
     ours = model.state_dict()
     mapped, ignored, bad = {}, [], []
     for k, v in sd.items():
         key = k
-        for p in ("module.", "net.", "rcnet."):
+        for p in prefixes:
             if key.startswith(p):
                 key = key[len(p):]
-        key = original_to_ours(key)
+        key = key_map(key)
         if key not in ours:
             ignored.append(k)
         elif tuple(v.shape) != tuple(ours[key].shape):
@@ -100,7 +108,7 @@ def load_original_rcnet_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]
             mapped[key] = v
     missing = [k for k in ours if k not in mapped]
     if bad or (strict and missing):
-        raise ValueError(f"original RCNet state dict does not fit: {len(bad)} shape mismatches {bad[:5]}, "
+        raise ValueError(f"original {what} state dict does not fit: {len(bad)} shape mismatches {bad[:5]}, "
                          f"{len(missing)} missing {missing[:5]}")  # fmt: skip
     model.load_state_dict(mapped, strict=False)
     return {"loaded": len(mapped), "ignored": ignored, "missing": missing}

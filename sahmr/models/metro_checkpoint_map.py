@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint_map import read_original_keys
+from .checkpoint_map import load_mapped_state_dict, read_original_keys
 
 __all__ = ["METRO_RENAMES", "DROPPED", "compare_metro_state_dict", "load_original_metro_state_dict", "metro_original_to_ours",
            "is_dropped"]  # fmt: skip
@@ -87,25 +87,4 @@ def load_original_metro_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]
     """Load original METRO_enhanced weights (a full SAHMR checkpoint or its `metro_enhanced.*` part) into a
     MeshTransformer. strict: every parameter of `model` must be provided with the right shape (ValueError
     otherwise). Returns {"loaded": n, "ignored": [...], "missing": [...]}."""
-    if "network" in sd and isinstance(sd["network"], dict):
-        sd = sd["network"]
-    ours = model.state_dict()
-    mapped, ignored, bad = {}, [], []
-    for k, v in sd.items():
-        key = k
-        for p in ("module.", "net.", PREFIX):
-            if key.startswith(p):
-                key = key[len(p):]
-        key = metro_original_to_ours(key)
-        if key not in ours:
-            ignored.append(k)
-        elif tuple(v.shape) != tuple(ours[key].shape):
-            bad.append(f"{k}: {tuple(v.shape)} vs ours {tuple(ours[key].shape)}")
-        else:
-            mapped[key] = v
-    missing = [k for k in ours if k not in mapped]
-    if bad or (strict and missing):
-        raise ValueError(f"original METRO_enhanced state dict does not fit: {len(bad)} shape mismatches {bad[:5]}, "
-                         f"{len(missing)} missing {missing[:5]}")  # fmt: skip
-    model.load_state_dict(mapped, strict=False)
-    return {"loaded": len(mapped), "ignored": ignored, "missing": missing}
+    return load_mapped_state_dict(model, sd, ("module.", "net.", PREFIX), metro_original_to_ours, "METRO_enhanced", strict)

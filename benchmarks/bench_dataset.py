@@ -32,22 +32,12 @@ import torch
 from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, frustum_points_cam, worker_init_fn
 from sahmr.data.format import DatasetWriter, write_image
 from sahmr.data.validate import validate_dataset
-from sahmr.geometry.camera import crop_image, square_crop_box
+from sahmr.geometry.camera import crop_image, look_at, square_crop_box
 from sahmr.geometry.sdf import SDFGrid
 
 V = 6890
 W, H = 512, 384
 N_SCENES = 4
-
-
-def look_at(eye, target):
-    fwd = (target - eye) / np.linalg.norm(target - eye)
-    right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    R = np.stack([right, np.cross(fwd, right), fwd])
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, -R @ eye
-    return T
 
 
 def room_points(rng, n):

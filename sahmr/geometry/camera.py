@@ -66,6 +66,24 @@ def _check_mat(name: str, x, rows: int, cols: int) -> None:
 # ------------------------------------------------------------------------------------ transforms
 
 
+def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """(4, 4) T_world_to_cam of an OpenCV camera at `eye` looking at `target` (image up ≈ world `up`)."""
+    eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
+    z = target - eye
+    if np.linalg.norm(z) == 0:
+        raise ValueError("look_at: eye and target coincide")
+    z /= np.linalg.norm(z)
+    x = np.cross(z, up)
+    if np.linalg.norm(x) < 1e-9:
+        raise ValueError("look_at: viewing direction is parallel to `up`")
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    T = np.eye(4)
+    T[:3, :3] = np.stack([x, y, z])
+    T[:3, 3] = -T[:3, :3] @ eye
+    return T
+
+
 def transform(T, points):
     """Apply rigid (or any affine) 4x4 transforms to points.
 

@@ -11,26 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from sahmr.data.format import DatasetWriter, write_image
+from sahmr.geometry.camera import look_at
 from sahmr.geometry.sdf import SDFGrid
 
 V = 50
 W, H = 160, 120
 SCENES = ("scene_a", "scene_b")
 BODY_META = {"name": "toy-body", "num_verts": V, "sha256": "0" * 64, "model_type": "smpl"}
-
-
-def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(4, 4) world -> OpenCV camera for a camera at `eye` looking at `target` (world z up)."""
-    fwd = target - eye
-    fwd = fwd / np.linalg.norm(fwd)
-    right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    R = np.stack([right, down, fwd])
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = -R @ eye
-    return T
 
 
 def scene_points(rng: np.random.Generator, n: int = 3000) -> np.ndarray:

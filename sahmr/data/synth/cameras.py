@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sahmr.geometry.camera import look_at
+
 
 @dataclass
 class Camera:
@@ -21,22 +23,6 @@ class Camera:
     def center_world(self) -> np.ndarray:
         R, t = self.T_world_to_cam[:3, :3], self.T_world_to_cam[:3, 3]
         return -R.T @ t
-
-
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
-    """T_world_to_cam (4, 4) of an OpenCV camera at ``eye`` looking at ``target`` (world z up)."""
-    z = target - eye
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, up)
-    if np.linalg.norm(x) < 1e-8:  # looking straight up/down
-        x = np.cross(z, np.array([0.0, 1.0, 0.0]))
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = -R @ eye
-    return T
 
 
 def intrinsics(width: int, height: int, hfov_deg: float, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sahmr.geometry.camera import look_at  # noqa: F401  (re-exported: part of the renderer's API)
+
 from .scenes import TEXTURE_KINDS, Box, Scene, box_mesh_arrays
 
 __all__ = [
@@ -151,24 +153,6 @@ def random_lights(rng: np.random.Generator, scene: Scene | None = None, point_pr
     fill = Light("directional", direction=(math.cos(az), math.sin(az), rng.uniform(0.2, 0.8)),
                  intensity=float(rng.uniform(0.12, 0.3)), cast_shadows=False)
     return [key, fill]
-
-
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """(4, 4) T_world_to_cam of an OpenCV camera at `eye` looking at `target` (image up ≈ world `up`)."""
-    eye, target, up = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
-    z = target - eye
-    if np.linalg.norm(z) == 0:
-        raise ValueError("look_at: eye and target coincide")
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    if np.linalg.norm(x) < 1e-9:
-        raise ValueError("look_at: viewing direction is parallel to `up`")
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z])
-    T[:3, 3] = -T[:3, :3] @ eye
-    return T
 
 
 # -------------------------------------------------------------------------------------- box textures

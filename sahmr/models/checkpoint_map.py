@@ -52,29 +52,43 @@ def original_to_ours(name: str) -> str:
 
 def compare_rcnet_state_dict(model: nn.Module, keys_file: str | Path) -> dict:
     """Name/shape comparison of `model.state_dict()` with the original `rcnet.*` keys."""
-    orig = read_original_keys(keys_file)
+    return compare_mapped_state_dict(model, read_original_keys(keys_file), original_to_ours)
+
+
+def compare_mapped_state_dict(model: nn.Module, orig: dict[str, tuple], key_map, is_dropped=lambda k: False) -> dict:
+    """Compare `model.state_dict()` with original keys -> shapes, renaming them with `key_map`.
+
+    Returns lists ``matched`` (same name and shape), ``renamed`` ((orig, ours) pairs), ``shape_mismatch``,
+    ``missing`` (original keys we lack), ``dropped`` (original keys `is_dropped` says we omit on purpose),
+    ``extra`` (ours only), the matched fractions (of all keys, of the keys not dropped) and element counts.
+    """
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    matched, renamed, mismatch, missing = [], [], [], []
+    matched, renamed, mismatch, missing, dropped = [], [], [], [], []
     used = set()
     for k, shp in orig.items():
-        k2 = original_to_ours(k)
+        k2 = key_map(k)
         if k2 in ours:
             used.add(k2)
             if ours[k2] == shp:
                 (matched if k2 == k else renamed).append(k if k2 == k else (k, k2))
             else:
                 mismatch.append((k, shp, ours[k2]))
+        elif is_dropped(k):
+            dropped.append((k, shp))
         else:
             missing.append((k, shp))
     extra = [(k, s) for k, s in ours.items() if k not in used]
-    n_orig_params = sum(int(torch.Size(s).numel()) for k, s in orig.items() if not k.endswith("num_batches_tracked"))
-    n_ours_params = sum(p.numel() for p in model.parameters()) + sum(
-        b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))  # fmt: skip
+    n_ok = len(matched) + len(renamed)
+    numel = lambda s: int(torch.Size(s).numel())  # noqa: E731
     return {
         "n_original": len(orig), "n_ours": len(ours), "matched": matched, "renamed": renamed,
-        "shape_mismatch": mismatch, "missing": missing, "extra": extra,
-        "matched_fraction": (len(matched) + len(renamed)) / len(orig),
-        "original_numel": n_orig_params, "ours_numel": n_ours_params,
+        "shape_mismatch": mismatch, "missing": missing, "dropped": dropped, "extra": extra,
+        "matched_fraction": n_ok / len(orig),
+        "matched_fraction_used": n_ok / max(len(orig) - len(dropped), 1),
+        "original_numel": sum(numel(s) for k, s in orig.items() if not k.endswith("num_batches_tracked")),
+        "dropped_numel": sum(numel(s) for _, s in dropped),
+        "ours_numel": sum(p.numel() for p in model.parameters()) + sum(
+            b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))),
     }  # fmt: skip
 
 

@@ -46,7 +46,7 @@ permuted first (sampling *without* replacement, unlike the original's `randint`)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint_map import load_mapped_state_dict, read_original_keys
+from .checkpoint_map import compare_mapped_state_dict, load_mapped_state_dict, read_original_keys
 
 __all__ = ["METRO_RENAMES", "DROPPED", "compare_metro_state_dict", "load_original_metro_state_dict", "metro_original_to_ours",
            "is_dropped"]  # fmt: skip
@@ -52,35 +52,7 @@ def metro_original_to_ours(name: str) -> str:
 
 def compare_metro_state_dict(model: nn.Module, keys_file: str | Path) -> dict:
     """Name/shape comparison of `model.state_dict()` (a MeshTransformer) with the original `metro_enhanced.*`."""
-    orig = read_original_keys(keys_file, prefix=PREFIX)
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    matched, renamed, mismatch, missing, dropped = [], [], [], [], []
-    used = set()
-    for k, shp in orig.items():
-        k2 = metro_original_to_ours(k)
-        if k2 in ours:
-            used.add(k2)
-            if ours[k2] == shp:
-                (matched if k2 == k else renamed).append(k if k2 == k else (k, k2))
-            else:
-                mismatch.append((k, shp, ours[k2]))
-        elif is_dropped(k):
-            dropped.append((k, shp))
-        else:
-            missing.append((k, shp))
-    extra = [(k, s) for k, s in ours.items() if k not in used]
-    n_ok = len(matched) + len(renamed)
-    numel = lambda s: int(torch.Size(s).numel())  # noqa: E731
-    return {
-        "n_original": len(orig), "n_ours": len(ours), "matched": matched, "renamed": renamed,
-        "shape_mismatch": mismatch, "missing": missing, "dropped": dropped, "extra": extra,
-        "matched_fraction": n_ok / len(orig),
-        "matched_fraction_used": n_ok / max(len(orig) - len(dropped), 1),
-        "original_numel": sum(numel(s) for k, s in orig.items() if not k.endswith("num_batches_tracked")),
-        "dropped_numel": sum(numel(s) for _, s in dropped),
-        "ours_numel": sum(p.numel() for p in model.parameters()) + sum(
-            b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))),
-    }  # fmt: skip
+    return compare_mapped_state_dict(model, read_original_keys(keys_file, prefix=PREFIX), metro_original_to_ours, is_dropped)
 
 
 def load_original_metro_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> dict:

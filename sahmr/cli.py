@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.data import cli as data_cli
     from sahmr.data.synth import cli as synth_cli
     from sahmr.eval import cli as eval_cli
+    from sahmr.infer import cli as infer_cli
     from sahmr.train import cli as train_cli
     from sahmr.viz import cli as viz_cli
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.register(sub)
     eval_cli.register_dump(sub)
     train_cli.register(sub)
+    infer_cli.register(sub)
     viz_cli.register(sub)
     return parser
 

@@ -25,7 +25,7 @@ def dump_predictions(task, ckpt: str | Path, data: str | Path, split: str, out: 
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint {ckpt} not found: train it first (sahmr train {task.name})")
-    model = task.build_model()
+    model = task.build_model(load_rcnet=False)  # the checkpoint holds RCNet's weights too
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state, strict=True)
     model.eval()

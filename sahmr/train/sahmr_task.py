@@ -109,11 +109,14 @@ class SAHMRTask:
         """Build from a params section; keys other than the constructor's (e.g. `seed`) are ignored."""
         return cls(**{k: v for k, v in params.items() if k in cls._KEYS})
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, load_rcnet: bool = True) -> nn.Module:
+        """The model with RCNet loaded from `rcnet_ckpt` (frozen). load_rcnet=False leaves RCNet randomly
+        initialised, for loading a full stage-2 checkpoint (which holds `rcnet.*` too) right after."""
         from sahmr.body.model import BodyModel
 
         rcnet = RCNet(self.rcnet_cfg)
-        load_rcnet_checkpoint(rcnet, self.rcnet_ckpt)
+        if load_rcnet:
+            load_rcnet_checkpoint(rcnet, self.rcnet_ckpt)
         body = BodyModel.load(self.body_model)
         return self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std)
 

@@ -1,0 +1,178 @@
+"""Run a trained SAHMR (or the image-only baseline) on one frame of a user's own data.
+
+The frame goes through exactly the evaluation path of `sahmr dump`: the square crop (1.15 x the person
+box, spec §1.6), the scene points inside the crop box's frustum (spec §1.8, 0.5-12.5 m), RCNet, the mesh
+transformer. The mesh comes back in the camera and in the world (scan) frame.
+
+When no scene point lies near the coarse pelvis (the scan does not cover the person, or K / T are wrong)
+RCNet's documented fallback applies: the refined pelvis is the coarse one and there are no contact
+points. `FramePrediction.fallback` says so and `sahmr predict` prints a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sahmr.atomic import atomic_write, atomic_write_bytes
+from sahmr.body.model_file import PART_NAMES
+from sahmr.data.dataset import frustum_points_cam
+from sahmr.geometry.camera import crop_image, invert_rigid, square_crop_box, transform
+
+from .inputs import FrameInputs
+from .mesh_io import write_obj, write_ply_mesh, write_ply_points
+
+__all__ = ["FramePrediction", "Predictor", "load_predictor", "write_prediction"]
+
+# Contact part colours (0 = none … 7 = thighs), the palette of the data previews.
+_PART_RGB = (np.array([[0.8, 0.8, 0.8], [0.9, 0.1, 0.1], [0.1, 0.3, 0.9], [1.0, 0.55, 0.0], [0.0, 0.7, 0.8],
+                       [0.55, 0.2, 0.75], [0.1, 0.75, 0.2], [0.95, 0.85, 0.1]]) * 255).astype(np.uint8)  # fmt: skip
+
+
+@dataclass
+class FramePrediction:
+    """One frame's result (V vertices, Q contact points), float32 numpy.
+
+    verts_cam / verts_world (V, 3); faces (F, 3) int64; pelvis_coarse_cam, pelvis_refined_cam,
+    pelvis_cam (the origin the mesh hangs from), pelvis_world (3,); contact_points_cam / _world (Q, 3),
+    contact_parts (Q,) int64 in 1..7 (empty for the baseline or on fallback); crop_box_xyxy (4,) px;
+    n_frustum_points: scene points the network saw; fallback: RCNet found no scene point near the pelvis.
+    """
+
+    model: str
+    verts_cam: np.ndarray
+    verts_world: np.ndarray
+    faces: np.ndarray
+    pelvis_coarse_cam: np.ndarray
+    pelvis_refined_cam: np.ndarray
+    pelvis_cam: np.ndarray
+    pelvis_world: np.ndarray
+    contact_points_cam: np.ndarray
+    contact_points_world: np.ndarray
+    contact_parts: np.ndarray
+    crop_box_xyxy: np.ndarray
+    n_frustum_points: int
+    fallback: bool
+    sources: dict = field(default_factory=dict)
+
+
+class Predictor:
+    """A loaded model ready for frames: ``Predictor(model, crop_size, faces, name)(inputs) -> FramePrediction``."""
+
+    def __init__(self, model: torch.nn.Module, crop_size: int, faces: np.ndarray, name: str):
+        self.model = model.eval()
+        self.crop_size = int(crop_size)
+        self.faces = np.asarray(faces, dtype=np.int64)
+        self.name = name
+
+    def batch(self, x: FrameInputs) -> dict:
+        """The model batch of one frame (the keys of `collate_human_scene` the models read), B = 1."""
+        box = square_crop_box(x.box_xyxy)
+        crop = crop_image(x.image, box, self.crop_size) * np.float32(1.0 / 255.0)
+        np.clip(crop, 0.0, 1.0, out=crop)
+        pts = frustum_points_cam(x.points_world, x.K, x.T_world_to_cam, box)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None],
+            "K": torch.from_numpy(x.K.astype(np.float32))[None],
+            "bbx_lurb": torch.from_numpy(box.astype(np.float32))[None],
+            "points_cam": torch.from_numpy(pts),
+            "points_batch": torch.zeros(len(pts), dtype=torch.int64),
+        }
+
+    @torch.no_grad()
+    def __call__(self, x: FrameInputs) -> FramePrediction:
+        b = self.batch(x)
+        out = self.model.forward_batch(b, None)
+        T_cam_to_world = invert_rigid(x.T_world_to_cam)
+        to_world = lambda p: transform(T_cam_to_world, np.asarray(p, np.float64)).astype(np.float32)  # noqa: E731
+        verts_cam = out.verts_cam[0].numpy()
+        if out.contact_points_mask is not None:
+            m = out.contact_points_mask[0]
+            cp_cam = out.contact_points_cam[0][m].numpy()
+            cp_part = out.contact_points_part[0][m].numpy().astype(np.int64)
+        else:
+            cp_cam, cp_part = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
+        fallback = bool(out.rcnet.fallback[0]) if out.rcnet is not None else False
+        pelvis_cam = out.pelvis_cam[0].numpy()
+        return FramePrediction(
+            model=self.name, verts_cam=verts_cam, verts_world=to_world(verts_cam), faces=self.faces,
+            pelvis_coarse_cam=out.pelvis_coarse_cam[0].numpy(), pelvis_refined_cam=out.pelvis_refined_cam[0].numpy(),
+            pelvis_cam=pelvis_cam, pelvis_world=to_world(pelvis_cam[None])[0],
+            contact_points_cam=cp_cam, contact_points_world=to_world(cp_cam).reshape(-1, 3), contact_parts=cp_part,
+            crop_box_xyxy=b["bbx_lurb"][0].numpy(), n_frustum_points=int(len(b["points_cam"])), fallback=fallback,
+            sources=dict(x.sources),
+        )  # fmt: skip
+
+
+def load_predictor(task_name: str, ckpt: str | Path, params: str | Path | dict = "params.yaml",
+                   body_model: str | Path | None = None) -> Predictor:  # fmt: skip
+    """A Predictor for a stage-2 checkpoint (`runs/<task>/final.ckpt`, RCNet weights included).
+
+    task_name: "sahmr" or "baseline"; params: params.yaml (its ``train_<task>`` section and the global
+    ``preset`` size the model; they must be those the checkpoint was trained with) or an already merged
+    dict; body_model: overrides the section's ``body_model`` (name or .npz path)."""
+    from sahmr.config import load_params
+    from sahmr.train.cli import _builtin_tasks, resolve_params, task_params
+    from sahmr.train.registry import get_task
+
+    if task_name not in ("sahmr", "baseline"):
+        raise ValueError(f"model {task_name!r}: expected 'sahmr' or 'baseline'")
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}. Train it (`sahmr train {task_name}`, or `make repro`, "
+                                f"which writes runs/{task_name}/final.ckpt) or pass --ckpt")  # fmt: skip
+    _builtin_tasks()
+    merged = params if isinstance(params, dict) else resolve_params(load_params(params), task_name, source=str(params))
+    tp = task_params(merged)
+    if body_model is not None:
+        tp["body_model"] = str(body_model)
+    task = get_task(task_name, tp)
+    model = task.build_model(load_rcnet=False)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{ckpt} does not fit the {task_name} model of preset {tp.get('preset')!r} built from "
+                         f"{params if not isinstance(params, dict) else 'the given parameters'}: "
+                         f"{str(e).splitlines()[0]} — use the params the checkpoint was trained with") from None  # fmt: skip
+    from sahmr.body.model import BodyModel
+
+    faces = BodyModel.load(task.body_model).faces.numpy()
+    return Predictor(model, task.crop_size, faces, task_name)
+
+
+def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[str, ...] = ("ply", "obj")) -> list[Path]:
+    """Write one frame's result into `out_dir` (each file atomic); returns the paths written.
+
+    mesh_{world,cam}.{ply,obj}; contact_points_world.ply (coloured by part; empty when none);
+    prediction.npz (every array of FramePrediction); prediction.json (pelvis, contact counts per part,
+    fallback, inputs)."""
+    out = Path(out_dir)
+    bad = set(formats) - {"ply", "obj"}
+    if bad or not formats:
+        raise ValueError(f"formats: choose from 'ply', 'obj', got {list(formats)}")
+    written: list[Path] = []
+    for frame in ("world", "cam"):
+        verts = getattr(pred, f"verts_{frame}")
+        if "ply" in formats:
+            written.append(write_ply_mesh(out / f"mesh_{frame}.ply", verts, pred.faces))
+        if "obj" in formats:
+            written.append(write_obj(out / f"mesh_{frame}.obj", verts, pred.faces))
+    written.append(write_ply_points(out / "contact_points_world.ply", pred.contact_points_world, _PART_RGB[pred.contact_parts]))
+    arrays = {k: np.asarray(v) for k, v in pred.__dict__.items() if isinstance(v, np.ndarray)}
+    written.append(atomic_write(out / "prediction.npz", lambda f: np.savez(f, **arrays)))
+    counts = {PART_NAMES[i]: int((pred.contact_parts == i).sum()) for i in range(1, len(PART_NAMES))}
+    summary = {
+        "model": pred.model, "fallback": pred.fallback, "n_frustum_points": pred.n_frustum_points,
+        "pelvis_world": pred.pelvis_world.tolist(), "pelvis_cam": pred.pelvis_cam.tolist(),
+        "pelvis_coarse_cam": pred.pelvis_coarse_cam.tolist(), "pelvis_refined_cam": pred.pelvis_refined_cam.tolist(),
+        "contact_points_per_part": counts, "num_vertices": int(len(pred.verts_cam)),
+        "crop_box_xyxy": pred.crop_box_xyxy.tolist(), "inputs": pred.sources,
+    }  # fmt: skip
+    written.append(atomic_write_bytes(out / "prediction.json", (json.dumps(summary, indent=2) + "\n").encode()))
+    return written

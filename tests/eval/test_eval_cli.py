@@ -48,3 +48,29 @@ def test_missing_frames_fail_and_write_nothing(tiny_synth, open_model_path, tmp_
     rc = main(["evaluate", "--pred", str(tmp_path / "pred.npz"), "--data", str(root), "--split", "test", "--out", str(out),
                "--body-model", str(open_model_path)])
     assert rc == 2 and not out.exists() and not (tmp_path / "m_frames.csv").exists()
+
+
+@pytest.mark.parametrize("other", ["smplh", "smpl_neutral", "smplx"])
+def test_other_body_topology_fails_and_writes_nothing(tiny_synth, open_model_path, tmp_path, capsys, other):
+    """SMPL(-H) also has 6890 vertices, but not sahmr-open's: the same vertex count must not pass."""
+    root, _ = tiny_synth
+    arr = open_dataset(root).split("test")
+    verts_cam = _gt_cam(arr)
+    pred = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model=other, num_vertices=verts_cam.shape[1],
+                       verts_cam=verts_cam.astype(np.float32))
+    write_predictions(tmp_path / "pred.npz", pred)
+    out = tmp_path / "m.json"
+    rc = main(["evaluate", "--pred", str(tmp_path / "pred.npz"), "--data", str(root), "--split", "test", "--out", str(out),
+               "--body-model", str(open_model_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "topology" in err and other in err
+    assert not out.exists() and not (tmp_path / "m_frames.csv").exists()
+
+
+def test_topology_families():
+    from sahmr.eval.evaluate import topology_family
+
+    assert topology_family("smplh") == topology_family("SMPL_neutral") == topology_family("smpl+h_male") == "smpl"
+    assert topology_family("smplx_neutral") == "smplx"
+    assert topology_family("sahmr-open") == topology_family("sahmr-open-4d4de89b") == "sahmr-open"
+    assert topology_family("my-body") == "my_body"

@@ -46,9 +46,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rcnet.py
 
 # JupyterLab from the project's venv; jupytext opens the percent-format notebooks/*.py as notebooks
-# (right-click > Open With > Notebook) and keeps them as reviewable .py files in git.
+# (right-click > Open With > Jupytext Notebook) and keeps them as reviewable .py files in git.
+# MPLBACKEND is unset there so that ipykernel shows matplotlib figures inline.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) --no-browser
+	env -u MPLBACKEND $(BIN)/jupyter lab --notebook-dir=$(CURDIR) --no-browser
 
 clean-venv:
 	rm -rf $(VENV)

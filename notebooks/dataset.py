@@ -12,7 +12,7 @@
 
 # %% [markdown]
 # # Dataset overview
-# Sample frames, the distributions of distance, pose class, contact parts and occlusion, and an
+# Sample frames, the distributions of distance, pose class, contact parts, occlusion and scenes, and an
 # interactive 3D view of one scene with its people. Run by papermill per dataset
 # (`sahmr report dataset --data <dir>`), or open it in JupyterLab (`make lab`).
 
@@ -68,6 +68,22 @@ table = pd.DataFrame({"pose_class": cols["pose_class"], "distance": cols["distan
                       "truncated": np.asarray(arr["truncated"]), "scene": np.asarray(arr["scene_id"])})
 table.groupby("pose_class").agg(frames=("distance", "size"), distance_m=("distance", "mean"),
                                 occlusion=("occlusion", "mean"), truncated=("truncated", "mean")).round(3)
+
+# %% [markdown]
+# ## Scenes: frames per scene and pose class
+
+# %%
+per_scene = pd.crosstab(table["scene"], table["pose_class"])
+fig, ax = plt.subplots(figsize=(9, max(2.5, 0.22 * len(per_scene))))
+per_scene.plot.barh(stacked=True, ax=ax, width=0.8)
+ax.set_xlabel("frames")
+ax.set_ylabel("scene")
+ax.legend(fontsize=7, ncol=4)
+fig.tight_layout()
+display(fig)
+plt.close(fig)
+table.groupby("scene").agg(frames=("distance", "size"), distance_m=("distance", "mean"), occlusion=("occlusion", "mean"),
+                           truncated=("truncated", "mean"), pose_classes=("pose_class", "nunique")).round(3)
 
 # %% [markdown]
 # ## A scene with its people (interactive: drag to rotate, click legend entries to toggle)

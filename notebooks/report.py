@@ -18,7 +18,7 @@
 # %% tags=["parameters"]
 metrics_dir = "reports/metrics"
 models = ""  # comma-separated; empty: every <model>.json in metrics_dir
-baseline = "baseline"
+baseline = "baseline"  # the method the others are compared with; "" = none
 dataset_name = "synth"
 training_dirs = ""  # comma-separated name=dir pairs of DVCLive folders, e.g. "sahmr=runs/sahmr/dvclive"
 
@@ -38,7 +38,10 @@ print(f"{dataset_name}: {len(summaries)} method(s): {', '.join(summaries)}; {fra
 # ## Results (mm; PenE/ConFE in m, summed over vertices as the release evaluation)
 
 # %%
-table = paper_table(summaries, baseline if baseline in summaries else None)
+if baseline and baseline not in summaries:
+    raise FileNotFoundError(f"baseline {baseline!r} has no metrics in {metrics_dir} (have: {', '.join(summaries)}); "
+                            "evaluate it, or pass baseline='' for a table without differences")
+table = paper_table(summaries, baseline or None)
 table.round(3)
 
 # %% [markdown]
@@ -67,9 +70,9 @@ plt.close(fig)
 
 # %%
 dirs = dict(item.split("=", 1) for item in training_dirs.split(",") if "=" in item)
-fig = training_curves(dirs)
+fig = training_curves(dirs)  # a given folder without logs raises, naming it
 if fig is None:
-    print("no DVCLive training logs given (parameter training_dirs)")
+    print("no training runs given (parameter training_dirs)")
 else:
     display(fig)
     plt.close(fig)

@@ -85,12 +85,17 @@ def error_distributions(frames, metrics: list[str], bins: int = 40):
 
 
 def training_curves(dvclive_dirs: dict):
-    """Line plots of every scalar DVCLive logged (``<dir>/plots/metrics/**.tsv``); None if none exist."""
+    """Line plots of every scalar DVCLive logged (``<dir>/plots/metrics/**.tsv``), one panel per metric and
+    one line per run; None if no run is given. dvclive_dirs: {run name: DVCLive folder}. A folder that is
+    given but holds no logs raises FileNotFoundError naming it (a report must not silently drop a run)."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
     series = {}
     for name, d in dvclive_dirs.items():
+        if not any(Path(d, "plots", "metrics").rglob("*.tsv")):
+            raise FileNotFoundError(f"training run {name!r}: no DVCLive metrics under {Path(d, 'plots', 'metrics')} "
+                                    "(train it first, or drop it from training_dirs)")  # fmt: skip
         for tsv in sorted(Path(d, "plots", "metrics").rglob("*.tsv")):
             df = pd.read_csv(tsv, sep="\t")
             key = str(tsv.relative_to(Path(d, "plots", "metrics")).with_suffix(""))

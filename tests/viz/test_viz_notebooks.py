@@ -38,9 +38,14 @@ def test_dataset_notebook_runs_with_figures(tiny_synth, open_model_path, tmp_pat
     nb = json.loads(written["ipynb"].read_text())
     mimes = [set(o.get("data", {})) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any("application/vnd.plotly.v1+json" in m and "text/html" in m for m in mimes), "interactive 3D figure missing"
-    assert sum("image/png" in m for m in mimes) >= 2, "montage and distribution figures missing"
+    assert sum("image/png" in m for m in mimes) >= 3, "montage, distribution and per-scene figures missing"
     html = written["html"].read_text()
-    assert "plotly" in html and "pose_class" in html and "data:image/png;base64" in html
+    assert "Plotly.newPlot" in html, "plotly.js figure not embedded in the HTML"
+    assert "pose_class" in html and "data:image/png;base64" in html
+    from sahmr.data.format import open_dataset
+
+    for sid in set(open_dataset(root).split("train")["scene_id"].tolist()):
+        assert sid in html, f"scene {sid} missing from the per-scene table"
 
 
 def test_notebook_with_missing_data_fails_loudly(tmp_path):
@@ -75,17 +80,43 @@ def _outputs(nb):
     return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
 
 
+def _dvclive_run(d, scale):
+    """A real DVCLive folder with two metrics over 3 steps."""
+    from dvclive import Live
+
+    with Live(str(d), save_dvc_exp=False, report=None) as live:
+        for step in range(3):
+            live.log_metric("train/loss", scale / (step + 1))
+            live.log_metric("val/MPJPE", 100.0 * scale - step)
+            live.next_step()
+    return d
+
+
 def test_report_notebook_table(evaluated, tmp_path):
     root, out = evaluated
-    written = run_notebook("report", tmp_path, {"metrics_dir": str(out / "metrics"), "baseline": "baseline"})
+    runs = {name: _dvclive_run(tmp_path / "runs" / name, s) for name, s in (("noisy", 1.0), ("baseline", 2.0))}
+    written = run_notebook("report", tmp_path, {"metrics_dir": str(out / "metrics"), "baseline": "baseline",
+                                                 "training_dirs": ",".join(f"{k}={v}" for k, v in runs.items())})
     html = written["html"].read_text()
-    for col in ("G-MPJPE", "PA-MPJPE", "PenE", "ConFE", "Contact F1", "PelvisE", "Δ G-MPJPE"):
+    for col in ("G-MPJPE", "G-MPVE", "MPJPE", "MPVE", "PA-MPJPE", "PenE", "ConFE", "Contact P", "Contact R",
+                "Contact F1", "PelvisE", "Δ G-MPJPE"):
         assert col in html, col
     nb = json.loads(written["ipynb"].read_text())
     table = next(o["data"]["text/plain"] for o in _outputs(nb) if "text/plain" in o.get("data", {}) and "G-MPJPE" in "".join(o["data"]["text/plain"]))
     baseline_row = next(line for line in "".join(table).splitlines() if line.startswith("baseline"))
     assert "100.0" in baseline_row  # the 10 cm shift: G-MPJPE = 100 mm
-    assert sum("image/png" in o.get("data", {}) for o in _outputs(nb)) >= 2
+    # distributions, errors by group, training curves
+    assert sum("image/png" in o.get("data", {}) for o in _outputs(nb)) >= 3
+
+
+def test_report_notebook_missing_inputs_fail_loudly(evaluated, tmp_path):
+    root, out = evaluated
+    with pytest.raises(NotebookError, match=r"cell \d+: .*nowhere"):
+        run_notebook("report", tmp_path / "a", {"metrics_dir": str(tmp_path / "nowhere")}, html=False)
+    with pytest.raises(NotebookError, match=r"cell \d+: FileNotFoundError: training run 'sahmr'.*no DVCLive metrics"):
+        run_notebook("report", tmp_path / "b", {"metrics_dir": str(out / "metrics"),
+                                                "training_dirs": f"sahmr={tmp_path / 'missing_run'}"}, html=False)
+    assert not (tmp_path / "a" / "report.ipynb").exists() and not (tmp_path / "b" / "report.ipynb").exists()
 
 
 def test_failures_notebook(evaluated, open_model_path, tmp_path):

@@ -7,6 +7,9 @@
    main process with one torch thread, collated in batches of 16: samples/s (goal ≥ 200).
 
 Writes ``reports/bench/synth.json``. Run: ``.venv/bin/python benchmarks/bench_synth.py [--scenes 4]``.
+``--data datasets/synth`` skips the generation and measures the Dataset on an existing set (the one
+`make repro` generated; the full generation time is in ``reports/bench/repro.json``), writing
+``reports/bench/synth_dataset.json``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+def dataset_throughput(root: Path, crop: int, n_items: int) -> dict:
+    """Samples/s of HumanSceneDataset (train augmentation) + collate in batches of 16, one torch thread."""
     from sahmr.data.dataset import HumanSceneDataset, collate_human_scene
+
+    torch.set_num_threads(1)
+    ds = HumanSceneDataset(root, "train", crop_size=crop, train_augment=True, seed=0)
+    order = np.random.default_rng(0).permutation(len(ds))
+    items = [order[i % len(ds)] for i in range(n_items)]
+    for i in items[:16]:
+        ds[int(i)]  # warm caches (scene points are memory-mapped)
+    t = time.perf_counter()
+    for b in range(0, len(items), 16):
+        collate_human_scene([ds[int(i)] for i in items[b : b + 16]])
+    ds_s = time.perf_counter() - t
+    return {"crop": crop, "items": len(items), "samples_per_s_one_thread": len(items) / ds_s}
+
+
+def main() -> None:
     from sahmr.data.synth.generate import SynthParams, generate_dataset
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -36,7 +55,16 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=800)
     ap.add_argument("--body-model", default=str(ROOT / "models" / "sahmr-open.npz"))
     ap.add_argument("--out", default=str(ROOT / "reports" / "bench" / "synth.json"))
+    ap.add_argument("--data", default=None, help="measure the Dataset on this existing dataset (no generation)")
     args = ap.parse_args()
+
+    if args.data is not None:
+        out = Path(args.out if args.out != ap.get_default("out") else ROOT / "reports" / "bench" / "synth_dataset.json")
+        result = {"data": args.data, "dataset": dataset_throughput(Path(args.data), args.crop, args.items), "cpu_count": os.cpu_count()}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
 
     defaults = SynthParams()
     params = SynthParams(scenes={"train": args.scenes, "val": 0, "test": 0})
@@ -48,23 +76,14 @@ def main() -> None:
         total_default = sum(defaults.scenes[s] * defaults.frames_per_scene[s] for s in defaults.scenes)
         peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
-        torch.set_num_threads(1)
-        ds = HumanSceneDataset(Path(d) / "ds", "train", crop_size=args.crop, train_augment=True, seed=0)
-        order = np.random.default_rng(0).permutation(len(ds))
-        items = [order[i % len(ds)] for i in range(args.items)]
-        for i in items[:16]:
-            ds[int(i)]  # warm caches (scene points are memory-mapped)
-        t = time.perf_counter()
-        for b in range(0, len(items), 16):
-            collate_human_scene([ds[int(i)] for i in items[b : b + 16]])
-        ds_s = time.perf_counter() - t
+        ds_result = dataset_throughput(Path(d) / "ds", args.crop, args.items)
 
     result = {
         "generation": {"scenes": args.scenes, "frames": n, "workers": args.workers, "seconds": gen_s,
                        "frames_per_s": n / gen_s, "default_set_frames": total_default,
                        "default_set_minutes_extrapolated": total_default / (n / gen_s) / 60,
                        "peak_rss_mb_largest_process": peak_mb},
-        "dataset": {"crop": args.crop, "items": len(items), "samples_per_s_one_thread": len(items) / ds_s},
+        "dataset": ds_result,
         "cpu_count": os.cpu_count(),
     }
     out = Path(args.out)

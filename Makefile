@@ -24,8 +24,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Exit status 5 = no test carries the marker (today every test is in `make test`): not an error.
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
 test-gpu: $(STAMP)
 	$(BIN)/python -m pytest -q -m gpu

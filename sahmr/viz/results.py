@@ -109,7 +109,7 @@ def training_curves(dvclive_dirs: dict):
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3 * rows), squeeze=False)
     for ax, k in zip(axes.ravel(), keys):
         for name, df in series[k].items():
-            ax.plot(df["step"], df["value"], label=name)
+            ax.plot(df["step"], df["value"], marker="o", ms=3, label=name)  # markers: a 1-epoch run is one point
         ax.set_title(k, fontsize=9)
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(keys):]:

@@ -218,8 +218,7 @@ def test_kill_and_resume(tiny_synth, tmp_path):
     torch.load(out / "final.ckpt", weights_only=True)
 
 
-@pytest.mark.slow
-def test_ddp_two_cpu_processes(tiny_synth, tmp_path):
+def test_ddp_two_cpu_processes(tiny_synth, tmp_path):  # ~50 s on 2 cores: part of `make test`
     """DDP (gloo) on 2 CPU processes with batch 2 per rank == 1 process with batch 4: same samples (split
     across ranks, disjoint within an epoch), same global batches, so the same weights up to rounding."""
     root, _ = tiny_synth

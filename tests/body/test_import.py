@@ -90,3 +90,61 @@ def test_import_names_missing_key(tmp_path):
     with pytest.raises(BodyModelFileError, match="key 'shapedirs' missing"):
         import_official(bad, out_dir=tmp_path)
     assert not (tmp_path / "smpl_male.npz").exists()
+
+
+def _official_smplh_dict(arrays: dict) -> dict:
+    """An official-layout SMPL-H dict built from an SMPL-layout model: the 22 body joints as they are, and
+    15 finger joints per hand (3 per finger, chained from the wrist) in place of SMPL's two hand joints.
+    SMPL's hand skinning weights go to the first finger joint of each hand, so with fingers at rest the
+    SMPL-H model poses exactly like the SMPL one."""
+    d = official_smpl_dict(arrays)
+    V = arrays["v_template"].shape[0]
+    parents = arrays["kintree_table"][0].astype(np.int64)
+    kt = np.zeros((2, 52), np.int64)
+    kt[1] = np.arange(52)
+    kt[0, :22] = parents[:22]
+    kt[0, 0] = 4294967295
+    W = arrays["weights"].astype(np.float64)
+    w = np.zeros((V, 52))
+    w[:, :22] = W[:, :22]
+    J = arrays["J_regressor"].astype(np.float64)
+    Jh = np.zeros((52, V))
+    Jh[:22] = J[:22]
+    for wrist, base, smpl_hand in ((20, 22, 22), (21, 37, 23)):
+        for f in range(5):
+            j0 = base + 3 * f
+            kt[0, j0], kt[0, j0 + 1], kt[0, j0 + 2] = wrist, j0, j0 + 1
+            Jh[j0 : j0 + 3] = J[smpl_hand]
+        w[:, base] = W[:, smpl_hand]
+    d.update(kintree_table=kt, weights=w, J_regressor=scipy.sparse.csc_matrix(Jh), J=Jh @ d["v_template"],
+             posedirs=np.zeros((V, 3, 51 * 9)), hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
+             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))  # fmt: skip
+    return d
+
+
+def test_import_smplh_poses_like_smpl_and_moves_fingers(open_model_path, open_model, tmp_path):
+    """The SMPL-H path: detected from its hand PCA keys, 52 joints, 63-d body pose, 45-d hand poses."""
+    arrays = load_body_model_file(open_model_path).arrays
+    pkl = tmp_path / "SMPLH_male.pkl"
+    pkl.write_bytes(chumpy_pickle_bytes(_official_smplh_dict(arrays)))
+    out = import_official(pkl, out_dir=tmp_path, progress=lambda *_: None)
+    assert out.name == "smplh_male.npz"
+    smplh = BodyModel.load(out)
+    assert smplh.model_type == "smplh" and smplh.pose_dim == 63 and smplh.num_joints == 52
+    x = _random_inputs(2, seed=1)
+    with torch.no_grad():
+        a = smplh(betas=x["betas"], body_pose=x["body_pose"][:, :63], global_orient=x["global_orient"], transl=x["transl"])
+        b = open_model(betas=x["betas"], body_pose=torch.cat([x["body_pose"][:, :63], torch.zeros(2, 6)], 1),
+                       global_orient=x["global_orient"], transl=x["transl"])  # fmt: skip
+    torch.testing.assert_close(a.verts, b.verts, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.joints[:, :22], b.joints[:, :22], atol=1e-5, rtol=0)
+    # A left-hand pose moves left-hand vertices only.
+    hand = torch.zeros(1, 45)
+    hand[0, 2] = 1.0  # bend the left index finger's first joint
+    with torch.no_grad():
+        rest, bent = smplh(), smplh(left_hand_pose=hand)
+    moved = (bent.verts - rest.verts).norm(dim=-1)[0].numpy() > 1e-6
+    left_hand = arrays["weights"][:, 22] > 0
+    assert moved.any() and not (moved & ~left_hand).any()
+    with pytest.raises(ValueError, match="left_hand_pose"):
+        smplh(left_hand_pose=torch.zeros(1, 44))

@@ -13,6 +13,26 @@ import numpy as np
 import torch
 
 
+def load_stage2_model(task, ckpt: str | Path) -> torch.nn.Module:
+    """The task's model (SAHMRTask / BaselineTask) in eval mode with a stage-2 checkpoint loaded strictly.
+
+    ckpt: the loop's ``final.ckpt`` (a state dict, or one under "state_dict"); it holds RCNet's weights
+    too, so the stage-1 file is not read. Clear errors for a missing file or weights of another preset."""
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}. Train it first (`sahmr train {task.name}`, or `make "
+                                f"repro`, which writes runs/{task.name}/final.ckpt)")  # fmt: skip
+    model = task.build_model(load_rcnet=False)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{ckpt} does not fit the {task.name} model of preset {task.rcnet_cfg.name!r}: "
+                         f"{str(e).splitlines()[0]} — use the parameters the checkpoint was trained with") from None  # fmt: skip
+    return model.eval()
+
+
 def dump_predictions(task, ckpt: str | Path, data: str | Path, split: str, out: str | Path, batch_size: int = 16,
                      progress: bool = True) -> Path:
     """task: a Task whose model has ``forward_batch`` returning ``verts_cam``, ``pelvis_coarse_cam``,
@@ -22,13 +42,7 @@ def dump_predictions(task, ckpt: str | Path, data: str | Path, split: str, out: 
     from sahmr.data.dataset import HumanSceneDataset, collate_human_scene
     from sahmr.eval.predictions import Predictions, write_predictions
 
-    ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt} not found: train it first (sahmr train {task.name})")
-    model = task.build_model(load_rcnet=False)  # the checkpoint holds RCNet's weights too
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state, strict=True)
-    model.eval()
+    model = load_stage2_model(task, ckpt)
     ds = HumanSceneDataset(data, split, crop_size=task.crop_size, train_augment=False)
     ids, verts, coarse, refined = [], [], [], []
     bar = tqdm(range(0, len(ds), batch_size), desc=f"dump {task.name} {split}", disable=not progress)

@@ -21,6 +21,7 @@ import torch
 from sahmr.atomic import atomic_write, atomic_write_bytes
 from sahmr.body.model_file import PART_NAMES
 from sahmr.data.dataset import frustum_points_cam
+from sahmr.data.preview import PART_COLORS
 from sahmr.geometry.camera import crop_image, invert_rigid, square_crop_box, transform
 
 from .inputs import FrameInputs
@@ -28,9 +29,8 @@ from .mesh_io import write_obj, write_ply_mesh, write_ply_points
 
 __all__ = ["FramePrediction", "Predictor", "load_predictor", "write_prediction"]
 
-# Contact part colours (0 = none … 7 = thighs), the palette of the data previews.
-_PART_RGB = (np.array([[0.8, 0.8, 0.8], [0.9, 0.1, 0.1], [0.1, 0.3, 0.9], [1.0, 0.55, 0.0], [0.0, 0.7, 0.8],
-                       [0.55, 0.2, 0.75], [0.1, 0.75, 0.2], [0.95, 0.85, 0.1]]) * 255).astype(np.uint8)  # fmt: skip
+# Contact part colours (0 = none … 7 = thighs): the data previews' palette as 8-bit RGB.
+_PART_RGB = (PART_COLORS * 255).astype(np.uint8)
 
 
 @dataclass
@@ -115,34 +115,23 @@ def load_predictor(task_name: str, ckpt: str | Path, params: str | Path | dict =
     task_name: "sahmr" or "baseline"; params: params.yaml (its ``train_<task>`` section and the global
     ``preset`` size the model; they must be those the checkpoint was trained with) or an already merged
     dict; body_model: overrides the section's ``body_model`` (name or .npz path)."""
+    from sahmr.body.model import resolve_model_path
+    from sahmr.body.model_file import load_body_model_file
     from sahmr.config import load_params
+    from sahmr.eval.dump import load_stage2_model
     from sahmr.train.cli import _builtin_tasks, resolve_params, task_params
     from sahmr.train.registry import get_task
 
     if task_name not in ("sahmr", "baseline"):
         raise ValueError(f"model {task_name!r}: expected 'sahmr' or 'baseline'")
-    ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}. Train it (`sahmr train {task_name}`, or `make repro`, "
-                                f"which writes runs/{task_name}/final.ckpt) or pass --ckpt")  # fmt: skip
     _builtin_tasks()
     merged = params if isinstance(params, dict) else resolve_params(load_params(params), task_name, source=str(params))
     tp = task_params(merged)
     if body_model is not None:
         tp["body_model"] = str(body_model)
     task = get_task(task_name, tp)
-    model = task.build_model(load_rcnet=False)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{ckpt} does not fit the {task_name} model of preset {tp.get('preset')!r} built from "
-                         f"{params if not isinstance(params, dict) else 'the given parameters'}: "
-                         f"{str(e).splitlines()[0]} — use the params the checkpoint was trained with") from None  # fmt: skip
-    from sahmr.body.model import BodyModel
-
-    faces = BodyModel.load(task.body_model).faces.numpy()
+    model = load_stage2_model(task, ckpt)
+    faces = load_body_model_file(resolve_model_path(task.body_model)).arrays["f"]  # the arrays only, no 2nd BodyModel
     return Predictor(model, task.crop_size, faces, task_name)
 
 

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from sahmr.cli import main
 
@@ -110,7 +111,7 @@ def test_predict_baseline_has_no_contacts(trained, user_frame, tmp_path):
     from sahmr.train.sahmr_task import BaselineTask
 
     _, params, sahmr_model = trained
-    cfg = __import__("yaml").safe_load(params.read_text())["train_baseline"]
+    cfg = yaml.safe_load(params.read_text())["train_baseline"]
     base = BaselineTask.from_params({"preset": "cpu", **cfg}).build_model()
     torch.save(base.state_dict(), tmp_path / "baseline.ckpt")
     pred = load_predictor("baseline", tmp_path / "baseline.ckpt", params)(

@@ -173,6 +173,38 @@ def test_sahmr_contact_padding_and_masking_isolation(cpu_net):
         assert (o4.verts_crm - ref.verts_crm).abs().max() > 1e-6
 
 
+def test_sahmr_factored_contact_embedding_equals_the_concatenation(cpu_net, monkeypatch):
+    """ContactTokens.linear (8 part rows through the 2048-wide weights) == the layer on cat([xyz, tok[pid]])."""
+    import sahmr.models.mesh_transformer as mt
+
+    img = torch.rand(2, 3, 128, 128)
+    pts, pid, mask = _contacts(2, 500, seed=3)
+
+    def run():
+        cpu_net.zero_grad()
+        out = cpu_net(img, pts, pid, mask)
+        (out.verts_crm.square().mean() + out.contact_crm_out.square().mean()).backward()
+        grads = {k: p.grad.clone() for k, p in cpu_net.named_parameters() if p.grad is not None}
+        return out, grads
+
+    fast, g_fast = run()
+    monkeypatch.setattr(mt.ContactTokens, "linear", lambda self, layer: layer(self.dense()))
+    ref, g_ref = run()
+    cpu_net.zero_grad()
+    torch.testing.assert_close(fast.verts_crm, ref.verts_crm, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.contact_crm_out, ref.contact_crm_out, rtol=1e-4, atol=1e-5)
+    assert g_fast.keys() == g_ref.keys() and "trans_encoder.0.bert.img_embedding.weight" in g_fast
+    top = max(float(g.abs().max()) for g in g_ref.values())
+    for k in g_ref:  # float32 through 3 encoders; a wrong term is O(1). Floor: gradients ~0 in theory (key biases)
+        scale = max(float(g_ref[k].abs().max()), 1e-3 * top)
+        assert float((g_fast[k] - g_ref[k]).abs().max()) / scale < 2e-3, k
+    # and the pieces: one layer on random inputs, float64, exact to rounding
+    tok = mt.ContactTokens(torch.randn(3, 7, 3, dtype=torch.float64), torch.randn(3, 8, 5, dtype=torch.float64),
+                           torch.randint(0, 8, (3, 7)))  # fmt: skip
+    lin = torch.nn.Linear(8, 4).double()
+    torch.testing.assert_close(mt.ContactTokens.linear(tok, lin), lin(tok.dense()), rtol=1e-12, atol=1e-12)
+
+
 def test_sahmr_transformer_deterministic_for_a_seed(open_model):
     outs = []
     img = torch.rand(1, 3, 128, 128)

@@ -297,7 +297,33 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter([(epoch, int(i)) for i in order])
 
 
+def _torchvision_jpeg_decoder():
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    except ImportError:  # pragma: no cover - depends on the install
+        return None
+
+    def decode(path) -> np.ndarray:
+        with warnings.catch_warnings():  # the deprecation notice is issued on every call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy()
+
+    return decode
+
+
+_decode_jpeg = _torchvision_jpeg_decoder()
+
+
 def _read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB. JPEG through torchvision's decoder when it has one: the same pixels as PIL
+    (same libjpeg-turbo settings; a test checks) without PIL's copy into numpy, ~0.3 ms less a frame.
+    torchvision 0.29 marks its image io deprecated (in favour of torchcodec); without it, PIL is used."""
+    if _decode_jpeg is not None and Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        return _decode_jpeg(path)
     from PIL import Image
 
     with Image.open(path) as im:

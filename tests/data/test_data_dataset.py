@@ -179,3 +179,21 @@ def test_bad_arguments(root):
         HumanSceneDataset(root, "train", S, seed=-1)
     with pytest.raises(IndexError):
         HumanSceneDataset(root, "train", S)[100]
+
+
+def test_jpeg_reader_gives_pil_pixels(tmp_path):
+    """The Dataset decodes JPEGs with torchvision: exactly PIL's RGB pixels (colour and greyscale files)."""
+    from PIL import Image
+
+    from sahmr.data.dataset import _read_rgb
+
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    path = write_image(tmp_path, "a.jpg", rgb)
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "g.jpg", quality=90)
+    for p in (path, tmp_path / "g.jpg"):
+        with Image.open(p) as im:
+            want = np.asarray(im.convert("RGB"))
+        got = _read_rgb(p)
+        assert got.shape == (48, 64, 3) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)

@@ -83,3 +83,19 @@ def test_pose_sign_conventions(open_model):
 def test_unknown_pose_class():
     with pytest.raises(ValueError, match="unknown pose class"):
         sample_poses("dance", 1, np.random.default_rng(0))
+
+
+def test_pose_candidates_equal_the_body_model(open_model):
+    """The placement's shared-shape skinning gives the body model's vertices and root joint."""
+    from sahmr.data.synth.placement import pose_candidates
+
+    rng = np.random.default_rng(3)
+    betas = np.clip(rng.normal(0, 1, open_model.num_betas), -2.0, 2.0)
+    poses = np.concatenate([sample_poses(c, 3, rng) for c in ("sit", "lie", "reach")])
+    verts, root = pose_candidates(open_model, betas, poses)
+    with torch.no_grad():
+        out = open_model(betas=torch.as_tensor(np.repeat(betas[None], len(poses), 0), dtype=torch.float32),
+                         body_pose=torch.as_tensor(poses))
+    assert verts.shape == tuple(out.verts.shape) and verts.dtype == np.float64
+    np.testing.assert_allclose(verts, out.verts.numpy(), atol=2e-6)
+    np.testing.assert_allclose(np.broadcast_to(root, (len(poses), 3)), out.joints[:, 0].numpy(), atol=1e-6)

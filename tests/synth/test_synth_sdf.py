@@ -91,3 +91,15 @@ def test_fine_grid_sign_at_furniture(scene):
 def test_argument_errors(scene):
     with pytest.raises(ValueError, match="spacing"):
         scene_sdf_grid(scene, spacing=0.0)
+
+
+def test_query_grid_equals_query_sdf_bit_for_bit():
+    """The placement's numpy trilinear lookup is query_sdf's arithmetic (border clamp included)."""
+    from sahmr.data.synth.sdf import query_grid
+    from sahmr.geometry.sdf import query_sdf
+
+    scene = generate_scene(np.random.default_rng(4), scene_id="q")
+    grid = scene_sdf_grid(scene, spacing=0.05)
+    pts = np.random.default_rng(0).uniform(grid.min_world - 0.3, grid.max_world + 0.3, (20000, 3)).astype(np.float32)
+    pts[:3] = [grid.min_world, grid.max_world, (grid.min_world + grid.max_world) / 2]
+    np.testing.assert_array_equal(query_grid(grid, pts), np.asarray(query_sdf(grid, pts)))

@@ -17,13 +17,16 @@ depth, surface normals, hit faces and the unoccluded silhouettes of per-frame it
   and light when that light casts shadows. Pixels that hit nothing get a soft vertical gradient.
 * Optional sensor noise: Gaussian, ``noise_std`` in 8-bit levels, drawn from the explicit ``rng``.
 
-Fast path for many frames of one scene: ``r = Renderer(static_items)`` builds the static BVH once; then
-``r.render(K, T, W, H, extra_items=[person])`` builds only the person's BVH (~10 ms for 13.7k triangles),
-casts the person's rays only inside the projection of its bounding box, and returns its unoccluded
-silhouette (``result.silhouettes[0]``) for free. :func:`render` is ``Renderer(items).render``.
-Measured by ``benchmarks/bench_render.py`` (one core, 512 x 384, furnished room + 6,890-vertex body, key
-light with shadows): ~50-65 ms per frame, ~5 M rays/s. Hot loops work on (3, N) float32 planes: strided
-(N, 3) columns and BLAS 3x3 matmuls were 5-100x slower on the shared 2-core machines.
+Fast path for many frames of one scene: ``r = Renderer(static_items)`` builds the static BVH once and,
+per camera (the last 4), casts and shades the static items' primary rays once (hits, normals, albedo);
+then ``r.render(K, T, W, H, extra_items=[person])`` builds only the person's BVH (~10 ms for 13.7k
+triangles), casts the person's rays only inside the projection of its bounding box, overwrites the
+pixels the person wins, and returns its unoccluded silhouette (``result.silhouettes[0]``) for free; the
+per-frame lights' shadow rays are the main remaining cost. Outputs equal an uncached render bit for bit.
+:func:`render` is ``Renderer(items).render``. Measured (one core, 512 x 384, furnished room + 6,890-vertex
+body, key light with shadows, a known camera): ~40 ms per frame (~70 ms when the camera's static rays are
+cast too, ~5 M rays/s). Hot loops work on (3, N) float32 planes: strided (N, 3) columns and BLAS 3x3
+matmuls were 5-100x slower on the shared 2-core machines.
 """
 
 from __future__ import annotations
@@ -473,17 +476,103 @@ def _background(background, width: int, height: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ render
 
 
+class _StaticView:
+    """Everything of one camera that does not change between frames: ray directions and the static
+    layer's hits with their shading inputs (hit points, instance ids, camera-facing normals, albedo,
+    hit faces). Per-frame renders copy these and overwrite only the pixels an extra item wins."""
+
+    def __init__(self, renderer: "Renderer", K: np.ndarray, T: np.ndarray, width: int, height: int):
+        n_pix = width * height
+        R, t = T[:3, :3], T[:3, 3]
+        self.eye32 = (-R.T @ t).astype(np.float32)
+        cx, cy = _pixel_dirs(K, width, height)
+        self.dplanes = np.empty((3, n_pix), dtype=np.float32)
+        for a in range(3):  # world direction = R^T d_cam (camera z component = 1, so t = camera depth)
+            self.dplanes[a] = np.float32(R[0, a]) * cx + np.float32(R[1, a]) * cy + np.float32(R[2, a])
+        self.dirs = np.ascontiguousarray(self.dplanes.T)  # (N, 3) for Embree
+        self.origins = np.ascontiguousarray(np.broadcast_to(self.eye32, self.dirs.shape))
+        static = renderer._static
+        self.t = np.full(n_pix, np.inf, dtype=np.float32)
+        self.layer = np.full(n_pix, -1, dtype=np.int16)
+        self.geom = np.zeros(n_pix, dtype=np.int32)
+        self.prim = np.zeros(n_pix, dtype=np.int32)
+        self.u = np.zeros(n_pix, dtype=np.float32)
+        self.v = np.zeros(n_pix, dtype=np.float32)
+        self.pts = np.repeat(self.eye32[:, None], n_pix, axis=1)  # (3, N) hit points (the eye on misses)
+        self.instance = np.zeros(n_pix, dtype=np.int32)
+        self.normals = np.zeros((3, n_pix), dtype=np.float32)  # facing the camera, 0 on misses
+        self.albedo = np.zeros((3, n_pix), dtype=np.float32)
+        self.face = np.full(n_pix, -1, dtype=np.int32)
+        if not static.prepared:
+            return
+        res = static.scene.run(self.origins, self.dirs, output=1)
+        ok = res["geomID"] != _MISS
+        self.t = np.where(ok, res["tfar"], np.float32(np.inf))
+        self.layer = np.where(ok, np.int16(0), np.int16(-1))
+        self.geom, self.prim, self.u, self.v = res["geomID"], res["primID"], res["u"], res["v"]
+        t0 = np.where(ok, self.t, np.float32(0.0))
+        self.pts = self.eye32[:, None] + self.dplanes * t0
+        # the geometry with the most hits is evaluated on every pixel (no gathers/scatters), the others on theirs
+        main = int(np.argmax(np.bincount(self.geom[ok], minlength=len(static.prepared))))
+        for gi, pr in enumerate(static.prepared):
+            if gi == main:
+                sel = None
+                f = np.clip(self.prim, 0, len(pr.faces) - 1)
+                uu, vv, pp = self.u, self.v, self.pts
+            else:
+                sel = np.nonzero(ok & (self.geom == gi))[0]
+                if len(sel) == 0:
+                    continue
+                f = self.prim[sel]
+                uu, vv, pp = self.u[sel], self.v[sel], np.take(self.pts, sel, axis=1)
+            inst = pr.instance_scalar if pr.instance_scalar is not None else np.take(pr.instance_faces, f)
+            nn, aa = _shade_group(pr, f, uu, vv, pp, True)
+            if sel is None:
+                self.instance[:] = inst
+                self.normals[:] = nn
+                self.albedo[:] = aa
+            else:
+                self.instance[sel] = inst
+                self.normals[:, sel] = nn
+                self.albedo[:, sel] = aa
+        self.instance *= ok
+        _face_camera(self.normals, self.dplanes, ok)
+        self.face = np.where(ok, self.prim, -1).astype(np.int32)
+
+
+def _face_camera(nrm: np.ndarray, dplanes: np.ndarray, valid: np.ndarray) -> None:
+    """Flip normals (3, M) in place to face the rays dplanes (3, M); zero them where not `valid`."""
+    facing = dplanes[0] * nrm[0] + dplanes[1] * nrm[1] + dplanes[2] * nrm[2]
+    nrm *= np.where(facing > 0, np.float32(-1.0), np.float32(1.0)) * valid
+
+
 class Renderer:
     """Renders frames of a static set of items (e.g. a scene) plus per-frame extra items (e.g. a person).
 
     items: the static items; their acceleration structure is built once, on the first render. The BVHs of
     the last 4 extra meshes are kept too (keyed by a hash of vertices and faces), so rendering one posed
-    person from several cameras builds its BVH once.
+    person from several cameras builds its BVH once. Per camera (K, T_world_to_cam, size), the static
+    items' primary hits, normals and albedo are cast and shaded once and kept for the ``view_cache``
+    cameras seen last (first-seen order; ~20 MB each at 512 x 384; 0 = no cache): a frame of a known
+    camera casts only the extra items' rays (and the shadow rays). Results are identical either way.
     """
 
-    def __init__(self, items=()):
+    def __init__(self, items=(), view_cache: int = 4):
         self._static = _Layer([_Prepared(_as_item(it)) for it in items])
         self._extra_bvh: dict = {}  # insertion-ordered; the last few extra meshes' BVHs
+        self._views: dict = {}  # insertion-ordered; the last few cameras' _StaticView
+        self._view_cache = int(view_cache)
+
+    def _view(self, K: np.ndarray, T: np.ndarray, width: int, height: int) -> _StaticView:
+        key = (K.tobytes(), T.tobytes(), width, height)
+        view = self._views.get(key)
+        if view is None:
+            view = _StaticView(self, K, T, width, height)
+            if self._view_cache > 0:
+                self._views[key] = view
+                while len(self._views) > self._view_cache:
+                    self._views.pop(next(iter(self._views)))
+        return view
 
     def render(
         self,
@@ -506,38 +595,22 @@ class Renderer:
             bounding box; their unoccluded silhouettes come back in ``result.silhouettes``.
         lights: default :func:`default_lights`; ambient: scalar or RGB; shadows: trace shadow rays for
             lights with cast_shadows; background: (top RGB, bottom RGB) gradient or one RGB;
-            rng + noise_std: optional Gaussian pixel noise (8-bit levels); shade=False skips colours,
-            lights and shadows (rgb is the background only; the other outputs are complete).
+            rng + noise_std: optional Gaussian pixel noise (8-bit levels, float32 draws); shade=False skips
+            colours, lights and shadows (rgb is the background only; the other outputs are complete).
         """
         K, T, width, height = _check_camera(K, T_world_to_cam, width, height)
         n_pix = width * height
+        view = self._view(K, T, width, height)
         extra = [_Layer([_Prepared(_as_item(it))], bvh_cache=self._extra_bvh) for it in extra_items]
-        layers = ([self._static] if self._static.prepared else []) + [x for x in extra if x.prepared]
+        static_first = bool(self._static.prepared)
+        layers = ([self._static] if static_first else []) + [x for x in extra if x.prepared]
+        dplanes, dirs, origins, eye32 = view.dplanes, view.dirs, view.origins, view.eye32
 
-        R, t = T[:3, :3], T[:3, 3]
-        eye = -R.T @ t
-        cx, cy = _pixel_dirs(K, width, height)
-        dplanes = np.empty((3, n_pix), dtype=np.float32)
-        for a in range(3):  # world direction = R^T d_cam (camera z component = 1, so t = camera depth)
-            dplanes[a] = np.float32(R[0, a]) * cx + np.float32(R[1, a]) * cy + np.float32(R[2, a])
-        dirs = np.ascontiguousarray(dplanes.T)  # (N, 3) for Embree
-        eye32 = eye.astype(np.float32)
-
-        best_t = np.full(n_pix, np.inf, dtype=np.float32)
-        best_layer = np.full(n_pix, -1, dtype=np.int16)
-        best_geom = np.zeros(n_pix, dtype=np.int32)
-        best_prim = np.zeros(n_pix, dtype=np.int32)
-        best_u = np.zeros(n_pix, dtype=np.float32)
-        best_v = np.zeros(n_pix, dtype=np.float32)
+        best_t, best_layer = view.t.copy(), view.layer.copy()
+        best_geom, best_prim, best_u, best_v = view.geom.copy(), view.prim.copy(), view.u.copy(), view.v.copy()
         silhouettes: dict[int, np.ndarray] = {}
-        origins = np.ascontiguousarray(np.broadcast_to(eye32, dirs.shape))
         for li, layer in enumerate(layers):
-            if layer is self._static:  # every pixel, first layer: take Embree's arrays as they are
-                res = layer.scene.run(origins, dirs, output=1)
-                ok = res["geomID"] != _MISS
-                best_t = np.where(ok, res["tfar"], np.float32(np.inf))
-                best_layer = np.where(ok, np.int16(li), np.int16(-1))
-                best_geom, best_prim, best_u, best_v = res["geomID"], res["primID"], res["u"], res["v"]
+            if layer is self._static:  # cast once per camera (the view)
                 continue
             idx = layer.roi(K, T, width, height)
             sil_idx = np.zeros(0, dtype=np.int64)
@@ -560,57 +633,41 @@ class Renderer:
             mask[sil_idx] = True
             silhouettes[id(layer)] = mask.reshape(height, width)
 
-        # ---- shading on full-image (3, N) planes (indoor views hit something almost everywhere)
+        # ---- shading on full-image (3, N) planes: the view's static planes, extra items' pixels overwritten
         valid = best_layer >= 0
         t0 = np.where(valid, best_t, np.float32(0.0))
-        pts = eye32[:, None] + dplanes * t0  # (3, N) world hit points (the eye on misses)
-        instance = np.zeros(n_pix, dtype=np.int32)
-        nrm = np.zeros((3, n_pix), dtype=np.float32)
-        alb = np.zeros((3, n_pix), dtype=np.float32) if shade else None
-        groups = [(li, gi, pr) for li, layer in enumerate(layers) for gi, pr in enumerate(layer.prepared)]
-        main = None  # the static geometry with the most hits is evaluated on every pixel (no gathers/scatters)
-        if groups and layers[0] is self._static:
-            counts = np.bincount(best_geom[best_layer == 0], minlength=len(self._static.prepared))
-            main = int(np.argmax(counts))
-        for li, gi, pr in groups:
-            if li == 0 and gi == main:
-                sel = None
-                f = np.clip(best_prim, 0, len(pr.faces) - 1)
-                uu, vv, pp = best_u, best_v, pts
-            else:
-                sel = np.nonzero((best_layer == li) & (best_geom == gi))[0]
+        pts, instance, nrm, face = view.pts.copy(), view.instance.copy(), view.normals.copy(), view.face.copy()
+        alb = view.albedo.copy() if shade else None
+        first_extra = 1 if static_first else 0
+        won = np.nonzero(best_layer >= first_extra)[0]  # pixels an extra item is the first hit of
+        if len(won):
+            pts[:, won] = eye32[:, None] + np.take(dplanes, won, axis=1) * best_t[won]
+            face[won] = best_prim[won]
+        for li in range(first_extra, len(layers)):
+            for gi, pr in enumerate(layers[li].prepared):
+                sel = won[(best_layer[won] == li) & (best_geom[won] == gi)]
                 if len(sel) == 0:
                     continue
                 f = best_prim[sel]
-                uu, vv, pp = best_u[sel], best_v[sel], np.take(pts, sel, axis=1)
-            inst = pr.instance_scalar if pr.instance_scalar is not None else np.take(pr.instance_faces, f)
-            nn, aa = _shade_group(pr, f, uu, vv, pp, shade)
-            if sel is None:
-                instance[:] = inst
-                nrm[:] = nn
-                if shade:
-                    alb[:] = aa
-            else:
+                inst = pr.instance_scalar if pr.instance_scalar is not None else np.take(pr.instance_faces, f)
+                nn, aa = _shade_group(pr, f, best_u[sel], best_v[sel], np.take(pts, sel, axis=1), shade)
+                _face_camera(nn, np.take(dplanes, sel, axis=1), np.ones(len(sel), dtype=bool))
                 instance[sel] = inst
                 nrm[:, sel] = nn
                 if shade:
                     alb[:, sel] = aa
-        instance *= valid
-        facing = dplanes[0] * nrm[0] + dplanes[1] * nrm[1] + dplanes[2] * nrm[2]
-        nrm *= np.where(facing > 0, np.float32(-1.0), np.float32(1.0)) * valid  # face the camera; 0 on misses
-        face = np.where(valid, best_prim, -1).astype(np.int32)
 
         planes = _background(background, width, height)
         if shade and valid.any():
             light = np.empty((3, n_pix), dtype=np.float32)
             light[:] = np.broadcast_to(np.asarray(ambient, dtype=np.float32), (3,))[:, None]
             for lt in default_lights() if lights is None else lights:
-                ndl = _light_term(layers, lt, pts, nrm, t0, valid, shadows, static_first=bool(self._static.prepared))
+                ndl = _light_term(layers, lt, pts, nrm, t0, valid, shadows, static_first=static_first)
                 light += lt.rgb[:, None] * ndl
             col = alb * light
             np.copyto(planes, col, where=valid[None])
         if rng is not None and noise_std > 0:
-            planes = planes + rng.normal(0.0, noise_std / 255.0, size=planes.shape).astype(np.float32)
+            planes += rng.standard_normal(size=planes.shape, dtype=np.float32) * np.float32(noise_std / 255.0)
         rgb8 = np.clip(np.rint(planes * np.float32(255.0)), 0, 255).astype(np.uint8)
         empty = np.zeros((height, width), dtype=bool)
         sil_list = [silhouettes.get(id(layer), empty) for layer in extra]

@@ -5,7 +5,8 @@ Per item (S = crop size, V = vertices, N_i = scene points in the box frustum of 
 ================  ===========  =======  ===============================================================
 key               shape        dtype    meaning
 ================  ===========  =======  ===============================================================
-image             (3, S, S)    float32  RGB crop in [0, 1] (square box resized, bilinear, zero border)
+image             (3, S, S)    float32  RGB crop in [0, 1] (square box resized, bilinear, zero border, 8-bit:
+                                        sahmr.data.crop)
 K                 (3, 3)       float32  intrinsics, full-image px
 bbx_lurb          (4,)         float32  the square crop box [l, u, r, b] in full-image px (spec §1.6)
 bbox_xyxy         (4,)         float32  the tight person box it was derived from (``bbx_lurb_human``)
@@ -60,9 +61,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sahmr.data.crop import crop_model_input, open_rgb
 from sahmr.data.format import DatasetReader
 from sahmr.data.frustum import CameraFrustumIndex, frustum_points_cam
-from sahmr.geometry.camera import crop_image, square_crop_box
+from sahmr.geometry.camera import square_crop_box
 
 __all__ = ["HumanSceneDataset", "EpochSampler", "collate_human_scene", "worker_init_fn", "frustum_points_cam", "FIXED_KEYS"]
 
@@ -224,11 +226,7 @@ class HumanSceneDataset(Dataset):
         rng = self.item_rng(index, epoch)
         box = self.crop_box(index, rng)
 
-        img = _read_rgb(reader.image_file(str(a["image_path"][index])))
-        crop = crop_image(img, box, self.crop_size)  # (S, S, 3) float32 0..255
-        crop *= np.float32(1.0 / 255.0)
-        np.clip(crop, 0.0, 1.0, out=crop)  # float32 rounding of the weights can overshoot 1 by an ulp
-        image = np.ascontiguousarray(crop.transpose(2, 0, 1))
+        image = crop_model_input(open_rgb(reader.image_file(str(a["image_path"][index]))), box, self.crop_size)
 
         K = np.array(a["K"][index], dtype=np.float32)
         T = np.array(a["T_world_to_cam"][index], dtype=np.float32)
@@ -295,41 +293,6 @@ class EpochSampler(torch.utils.data.Sampler):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
         epoch = self.epoch
         return iter([(epoch, int(i)) for i in order])
-
-
-def _torchvision_jpeg_decoder():
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from torchvision.io import ImageReadMode, decode_jpeg, read_file
-    except ImportError:  # pragma: no cover - depends on the install
-        return None
-
-    def decode(path) -> np.ndarray:
-        with warnings.catch_warnings():  # the deprecation notice is issued on every call
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy()
-
-    return decode
-
-
-_decode_jpeg = _torchvision_jpeg_decoder()
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB. JPEG through torchvision's decoder when it has one: the same pixels as PIL
-    (same libjpeg-turbo settings; a test checks) without PIL's copy into numpy, ~0.3 ms less a frame.
-    torchvision 0.29 marks its image io deprecated (in favour of torchcodec); without it, PIL is used."""
-    if _decode_jpeg is not None and Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        return _decode_jpeg(path)
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode != "RGB":
-            im = im.convert("RGB")
-        return np.asarray(im)
 
 
 def collate_human_scene(batch: list[dict[str, Any]]) -> dict[str, Any]:

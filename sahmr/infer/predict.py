@@ -20,9 +20,10 @@ import torch
 
 from sahmr.atomic import atomic_write, atomic_write_bytes
 from sahmr.body.model_file import PART_NAMES
+from sahmr.data.crop import crop_model_input
 from sahmr.data.dataset import frustum_points_cam
 from sahmr.data.preview import PART_COLORS
-from sahmr.geometry.camera import crop_image, invert_rigid, square_crop_box, transform
+from sahmr.geometry.camera import invert_rigid, square_crop_box, transform
 
 from .inputs import FrameInputs
 from .mesh_io import write_obj, write_ply_mesh, write_ply_points
@@ -72,11 +73,10 @@ class Predictor:
     def batch(self, x: FrameInputs) -> dict:
         """The model batch of one frame (the keys of `collate_human_scene` the models read), B = 1."""
         box = square_crop_box(x.box_xyxy)
-        crop = crop_image(x.image, box, self.crop_size) * np.float32(1.0 / 255.0)
-        np.clip(crop, 0.0, 1.0, out=crop)
+        image = crop_model_input(x.image, box, self.crop_size)  # the Dataset's crop, to the bit
         pts = frustum_points_cam(x.points_world, x.K, x.T_world_to_cam, box)
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None],
+            "image": torch.from_numpy(image)[None],
             "K": torch.from_numpy(x.K.astype(np.float32))[None],
             "bbx_lurb": torch.from_numpy(box.astype(np.float32))[None],
             "points_cam": torch.from_numpy(pts),

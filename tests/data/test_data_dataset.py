@@ -47,7 +47,8 @@ def test_item_geometry_matches_the_arrays(root):
         assert 1.15 - 1e-4 <= side <= 1.55 + 1e-4
         # the crop is the box of the full image
         full = open_dataset(root).image("train", i)
-        np.testing.assert_allclose(it["image"].numpy(), crop_image(full, box, S).transpose(2, 0, 1) / 255, atol=1e-4)
+        # the 8-bit crop of sahmr.data.crop: the float bilinear crop to within one level
+        np.testing.assert_allclose(it["image"].numpy(), crop_image(full, box, S).transpose(2, 0, 1) / 255, atol=1.001 / 255, rtol=0)
         # scene points: exactly those of the box frustum, camera frame
         pc = transform(T, open_dataset(root).scene_points(str(src["scene_id"][i])).astype(np.float64))
         want = pc[points_in_box_frustum(pc, K, box)]
@@ -180,20 +181,3 @@ def test_bad_arguments(root):
     with pytest.raises(IndexError):
         HumanSceneDataset(root, "train", S)[100]
 
-
-def test_jpeg_reader_gives_pil_pixels(tmp_path):
-    """The Dataset decodes JPEGs with torchvision: exactly PIL's RGB pixels (colour and greyscale files)."""
-    from PIL import Image
-
-    from sahmr.data.dataset import _read_rgb
-
-    rng = np.random.default_rng(0)
-    rgb = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
-    path = write_image(tmp_path, "a.jpg", rgb)
-    Image.fromarray(rgb[..., 0]).save(tmp_path / "g.jpg", quality=90)
-    for p in (path, tmp_path / "g.jpg"):
-        with Image.open(p) as im:
-            want = np.asarray(im.convert("RGB"))
-        got = _read_rgb(p)
-        assert got.shape == (48, 64, 3) and got.dtype == np.uint8
-        np.testing.assert_array_equal(got, want)

@@ -6,8 +6,9 @@ Dataset: every frame of a camera shares K and T; only the crop box changes): it 
 indices of the points inside the depth range sorted by their pixel column ``u``, so a query only visits
 the points whose column lies in the box's ``[l, r]`` (a binary search), recomputes their homogeneous
 pixels with exactly the float32 operations of :func:`frustum_points_cam`, applies the same comparisons
-and restores the original order. Measured on the default synthetic set (1 thread, ~200k points a scene,
-crop boxes of real frames): see ``benchmarks/bench_dataset.py`` / the note of the issue.
+and restores the original order. On the default synthetic set (~165k points a room, ~31k column
+candidates and ~22k kept per crop, 1 thread): ~1.0 ms a query against ~1.3-1.5 ms for the direct rule;
+the whole Dataset is measured by ``benchmarks/bench_synth.py --data``.
 """
 
 from __future__ import annotations

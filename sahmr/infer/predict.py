@@ -21,7 +21,7 @@ import torch
 from sahmr.atomic import atomic_write, atomic_write_bytes
 from sahmr.body.model_file import PART_NAMES
 from sahmr.data.crop import crop_model_input
-from sahmr.data.dataset import frustum_points_cam
+from sahmr.data.frustum import frustum_points_cam
 from sahmr.data.preview import PART_COLORS
 from sahmr.geometry.camera import invert_rigid, square_crop_box, transform
 

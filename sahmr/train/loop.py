@@ -2,7 +2,7 @@
 
 A task bundles a model with its supervision and metrics (see :class:`Task`); this module supplies the rest:
 
-* :class:`TaskModule` (LightningModule): Adam (or AdamW) with the spec's learning-rate rule
+* :class:`TaskModule` (LightningModule): Adam (or AdamW; fused kernels on CPU/CUDA) with the spec's learning-rate rule
   ``lr = canonical_lr * global_batch / canonical_bs`` when ``lr == 0`` (global batch = ``batch_size`` x
   number of processes), MultiStepLR stepped once per epoch (milestones, gamma), gradient clipping
   (default: ``clip_grad_value_`` 0.5, as the original), per-epoch training statistics, validation
@@ -241,6 +241,13 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 # LightningModule
 
 
+def _fused_optimizer_ok(groups: list[dict]) -> bool | None:
+    """True when every parameter is a floating-point CPU/CUDA tensor (the fused Adam kernels' domain)."""
+    params = [p for g in groups for p in g["params"]]
+    ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return True if ok else None
+
+
 class TaskModule(pl.LightningModule):
     """LightningModule around a task: ``self.model = task.build_model()``; see the module docstring."""
 
@@ -397,13 +404,6 @@ def _batch_size(batch: dict) -> int:
 
 # --------------------------------------------------------------------------------------------------
 # Data
-
-
-def _fused_optimizer_ok(groups: list[dict]) -> bool | None:
-    """True when every parameter is a floating-point CPU/CUDA tensor (the fused Adam kernels' domain)."""
-    params = [p for g in groups for p in g["params"]]
-    ok = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return True if ok else None
 
 
 class _ResumableLoader(torch.utils.data.DataLoader):

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["BACKBONES", "build_image_backbone", "load_backbone_weights"]
+__all__ = ["BACKBONES", "build_image_backbone", "load_backbone_weights", "copy_trunk_weights"]
 
 # name -> (timm model name, timm kwargs)
 BACKBONES: dict[str, tuple[str, dict]] = {
@@ -91,6 +91,28 @@ def load_backbone_weights(module: nn.Module, weights_path: str | Path) -> dict[s
         raise ValueError(f"{path}: none of its {len(sd)} tensors matches the backbone's parameter names/shapes")
     res = module.load_state_dict(usable, strict=False)
     return {"missing": list(res.missing_keys), "unexpected": sorted(set(sd) - set(usable))}
+
+
+def copy_trunk_weights(src: nn.Module, dst: nn.Module) -> list[str]:
+    """Copy every tensor of `src` (an HRNet feature trunk, e.g. RCNet's `root_net.hrnet`) into the
+    same-named tensor of `dst` (the same HRNet built as a classification net, e.g. the mesh transformer's
+    backbone), in place; `dst`'s extra head modules (incre/downsamp/final layers) are left as they are.
+
+    After the copy `dst`'s stem and stages compute exactly `src`'s stride-4 features. Raises ValueError
+    naming the tensors when `src` holds a tensor `dst` lacks or one of another shape (different
+    architectures, e.g. presets mixed). Returns the copied names.
+    """
+    src_sd, dst_sd = src.state_dict(), dst.state_dict()
+    missing = [k for k in src_sd if k not in dst_sd]
+    bad = [f"{k}: {tuple(v.shape)} vs {tuple(dst_sd[k].shape)}" for k, v in src_sd.items() if k in dst_sd and v.shape != dst_sd[k].shape]
+    if missing or bad:
+        raise ValueError(f"cannot copy the image trunk: {len(missing)} tensors absent from the target {missing[:3]}, "
+                         f"{len(bad)} of another shape {bad[:3]}. Source and target must be the same HRNet "
+                         "(e.g. RCNet and mesh transformer of one preset).")  # fmt: skip
+    with torch.no_grad():
+        for k, v in src_sd.items():
+            dst_sd[k].copy_(v)
+    return list(src_sd)
 
 
 def freeze_unused_fuse_layers(module: nn.Module) -> list[str]:

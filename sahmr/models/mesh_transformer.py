@@ -70,7 +70,8 @@ class MeshTransformerConfig:
     `paper`: HRNet-W64-C (timm `hrnet_w64`, 2048-d, 7x7 cells at 224 px), encoders 2051/512/128 ->
     hidden 1024/256/128 -> out 512/128/3, 4 layers, 4 heads, intermediate 3072 in every encoder (the
     original's "legacy" setting), dropout 0.1 (hidden states and attention probabilities), 500 contact slots.
-    `cpu`: HRNet-W18-small-v2-C (timm `hrnet_w18_small_v2`, 2048-d, 4x4 cells at 128 px), hidden
+    `cpu`: HRNet-W18-small-C (timm `hrnet_w18_small`, 2048-d, 4x4 cells at 128 px; the cpu RCNet's trunk,
+    so stage 2 can start from it, see `SAHMRTask`), hidden
     256/128/64, out 128/64/3, 2 layers, 4 heads, intermediate 2x hidden, 500 contact slots, dropout 0.1 on
     hidden states but none on attention probabilities: on CPU that dropout draws a mask over B x heads x T x T
     (T = 445) per layer and keeps SDPA off its fused kernel, ~25% of a training step (measured with fused
@@ -78,7 +79,7 @@ class MeshTransformerConfig:
     """
 
     name: str = "cpu"
-    backbone: str = "hrnet_w18_small_v2"
+    backbone: str = "hrnet_w18_small"
     backbone_weights: str | None = None
     crop_size: int = 128
     hidden_dims: tuple[int, ...] = (256, 128, 64)

@@ -17,6 +17,11 @@ Parameters:
   loss_weights: {vertex, joint, vertex_c, corr_points} (default 1 each; ≤ 0 drops a loss).
   corr_points_quirk: True (default) = the original's denominator N incl. padding (spec §5.4).
   pelvis_noise_thr / pelvis_noise_std: the training origin replacement (0.5 m / 0.08 m, spec §5.5).
+  init_backbone: "rcnet" (default) starts the mesh transformer's image trunk (HRNet stem + stages) from
+    the stage-1 RCNet's trunk, the same architecture in both presets; "none" keeps the config's init
+    (random, or `model.backbone_weights`). The original starts both networks from METRO's pretrained
+    HRNet (spec §5.5), which the open kit does not have; RCNet's trunk, trained on pelvis and contact-part
+    heatmaps, is the nearest substitute (on 125 baseline steps: val PA-MPJPE 223 -> 192 mm).
 
 `training_step` needs `model.train()` (the loop does it; RCNet stays in eval); the generator drives the
 noisy-GT origin and the random contact subsets. Stats: `loss/<name>`, `loss/total`, `noisy_gt_pelvis_frac`,
@@ -84,7 +89,7 @@ class SAHMRTask:
     def __init__(self, preset: str = "cpu", rcnet_ckpt: str | Path | None = None, body_model: str | Path = "sahmr-open",
                  model: dict[str, Any] | None = None, rcnet: dict[str, Any] | None = None,
                  loss_weights: dict[str, float] | None = None, corr_points_quirk: bool = True,
-                 pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08):  # fmt: skip
+                 pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08, init_backbone: str = "rcnet"):  # fmt: skip
         self.name = self.task_name
         self.rcnet_cfg = RCNetConfig.preset(preset, **(rcnet or {}))
         self.mesh_cfg = MeshTransformerConfig.preset(preset, **(model or {}))
@@ -100,9 +105,15 @@ class SAHMRTask:
         self.pelvis_noise_thr = float(pelvis_noise_thr)
         self.pelvis_noise_std = float(pelvis_noise_std)
         self.crop_size = self.rcnet_cfg.crop_size
+        if init_backbone not in ("rcnet", "none"):
+            raise ValueError(f"init_backbone: expected 'rcnet' or 'none', got {init_backbone!r}")
+        if init_backbone == "rcnet" and self.mesh_cfg.backbone_weights is not None:
+            raise ValueError("model.backbone_weights is set and init_backbone is 'rcnet': the trunk would be "
+                             "overwritten by RCNet's. Set init_backbone: none to use the weights file.")  # fmt: skip
+        self.init_backbone = init_backbone
 
     _KEYS = ("preset", "rcnet_ckpt", "body_model", "model", "rcnet", "loss_weights", "corr_points_quirk",
-             "pelvis_noise_thr", "pelvis_noise_std")  # fmt: skip
+             "pelvis_noise_thr", "pelvis_noise_std", "init_backbone")  # fmt: skip
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "SAHMRTask":
@@ -110,15 +121,20 @@ class SAHMRTask:
         return cls(**{k: v for k, v in params.items() if k in cls._KEYS})
 
     def build_model(self, load_rcnet: bool = True) -> nn.Module:
-        """The model with RCNet loaded from `rcnet_ckpt` (frozen). load_rcnet=False leaves RCNet randomly
-        initialised, for loading a full stage-2 checkpoint (which holds `rcnet.*` too) right after."""
+        """The model with RCNet loaded from `rcnet_ckpt` (frozen) and, with init_backbone "rcnet", the mesh
+        transformer's image trunk copied from it. load_rcnet=False leaves both randomly initialised, for
+        loading a full stage-2 checkpoint (which holds `rcnet.*` too) right after."""
         from sahmr.body.model import BodyModel
+        from sahmr.models.backbones import copy_trunk_weights
 
         rcnet = RCNet(self.rcnet_cfg)
         if load_rcnet:
             load_rcnet_checkpoint(rcnet, self.rcnet_ckpt)
         body = BodyModel.load(self.body_model)
-        return self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std)
+        model = self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std)
+        if load_rcnet and self.init_backbone == "rcnet":
+            copy_trunk_weights(rcnet.root_net.hrnet, model.metro_enhanced.backbone)
+        return model
 
     def optimizer_groups(self, model: nn.Module) -> list[dict]:
         return [{"params": [p for p in model.metro_enhanced.parameters() if p.requires_grad]}]

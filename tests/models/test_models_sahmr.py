@@ -251,6 +251,39 @@ def test_sahmr_task_missing_rcnet_checkpoint(tmp_path, open_model_path):
         SAHMRTask(body_model=open_model_path).build_model()
 
 
+def test_sahmr_task_starts_the_image_trunk_from_rcnet(rcnet_ckpt, open_model_path):
+    """init_backbone="rcnet": the transformer's stem + stages compute RCNet's stride-4 features exactly;
+    "none": they do not; a weights file together with "rcnet" is refused."""
+    x = torch.rand(2, 3, 128, 128)
+    kw = dict(preset="cpu", rcnet_ckpt=rcnet_ckpt, body_model=open_model_path, model={"num_layers": 1})
+    outs = {}
+    for init in ("rcnet", "none"):
+        torch.manual_seed(1)  # a different draw than the checkpoint's
+        model = SAHMRTask(init_backbone=init, **kw).build_model().eval()
+        trunk = model.metro_enhanced.backbone
+        with torch.no_grad():
+            h = trunk.act2(trunk.bn2(trunk.conv2(trunk.act1(trunk.bn1(trunk.conv1(x))))))
+            outs[init] = trunk.stages(h)[0]
+            ref = model.rcnet.root_net.hrnet(x)
+    torch.testing.assert_close(outs["rcnet"], ref, rtol=0, atol=0)
+    assert (outs["none"] - ref).abs().max() > 1e-3
+    # a full stage-2 checkpoint is loaded right after build_model(load_rcnet=False): no copy then
+    with pytest.raises(ValueError, match="backbone_weights"):
+        SAHMRTask(preset="cpu", rcnet_ckpt=rcnet_ckpt, body_model=open_model_path, model={"backbone_weights": "w.pth"})
+    with pytest.raises(ValueError, match="init_backbone"):
+        SAHMRTask(preset="cpu", rcnet_ckpt=rcnet_ckpt, init_backbone="imagenet")
+
+
+def test_copy_trunk_weights_refuses_another_architecture():
+    from sahmr.models.backbones import build_image_backbone, copy_trunk_weights
+    from sahmr.models.mesh_transformer import build_image_trunk
+
+    src, _, _ = build_image_backbone("hrnet_w18_small")
+    dst, _, _ = build_image_trunk("hrnet_w18_small_v2")
+    with pytest.raises(ValueError, match="same HRNet"):
+        copy_trunk_weights(src, dst)
+
+
 def test_sahmr_cpu_training_losses_decrease(rcnet_ckpt, open_model_path, rcnet_cpu_batch):
     task = SAHMRTask.from_params({"preset": "cpu", "rcnet_ckpt": str(rcnet_ckpt), "body_model": str(open_model_path),
                                   "model": {"num_layers": 1, "dropout": 0.0, "attn_dropout": 0.0}, "seed": 0})  # fmt: skip

@@ -1,0 +1,52 @@
+"""tools/pene_breakdown.py: its PenE is the evaluation's, and moving a mesh to the true pelvis removes placement."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sahmr.data.format import open_dataset
+from sahmr.eval.evaluate import evaluate_split
+from sahmr.eval.predictions import Predictions, write_predictions
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "pene_breakdown.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("pene_breakdown", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, open_model_path, tmp_path):
+    root, _ = tiny_synth
+    arr = open_dataset(root).split("test")
+    T = np.asarray(arr["T_world_to_cam"], np.float64)
+    gt_cam = np.einsum("nij,nvj->nvi", T[:, :3, :3], np.asarray(arr["verts_world"], np.float64)) + T[:, None, :3, 3]
+    # sunk 40 cm along the world's down axis (z up): placement error only, the pose is the GT's
+    down_cam = np.einsum("nij,j->ni", T[:, :3, :3], np.array([0.0, 0.0, -0.4]))
+    pred = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=gt_cam.shape[1],
+                       verts_cam=(gt_cam + down_cam[:, None]).astype(np.float32))  # fmt: skip
+    write_predictions(tmp_path / "sunk.npz", pred)
+    res = _tool().breakdown(str(root), "test", {"sunk": str(tmp_path / "sunk.npz")}, str(open_model_path))
+    table, summary = evaluate_split(tmp_path / "sunk.npz", root, "test", open_model_path)
+    r = res["models"]["sunk"]
+    assert r["all"]["pene"] == pytest.approx(summary["pene"], rel=1e-5)
+    assert r["all"]["pene"] > 1.0  # a body 40 cm under its place goes through the floor
+    gt = _tool().pene_per_frame(np.asarray(arr["verts_world"], np.float64), np.asarray(arr["scene_id"]).astype(str),
+                                {s: open_dataset(root).scene_sdf(s) for s in set(np.asarray(arr["scene_id"]).astype(str))})  # fmt: skip
+    assert r["all"]["pene_at_gt_pelvis"] == pytest.approx(float(gt.mean()), abs=1e-3)
+    assert sum(v["n"] for v in r["by_pose_class"].values()) == arr.n_frames
+
+
+def test_pene_breakdown_refuses_other_frames(tiny_synth, open_model_path, tmp_path):
+    root, _ = tiny_synth
+    arr = open_dataset(root).split("test")
+    ids = np.asarray(arr["frame_id"])[::-1].copy()
+    pred = Predictions(frame_ids=ids, body_model="sahmr-open", num_vertices=open_dataset(root).num_verts,
+                       verts_cam=np.zeros((len(ids), open_dataset(root).num_verts, 3), np.float32))  # fmt: skip
+    write_predictions(tmp_path / "p.npz", pred)
+    with pytest.raises(ValueError, match="frame_ids differ"):
+        _tool().breakdown(str(root), "test", {"x": str(tmp_path / "p.npz")}, str(open_model_path))

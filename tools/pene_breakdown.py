@@ -2,12 +2,14 @@
 
     .venv/bin/python tools/pene_breakdown.py [--data datasets/synth] [--split test]
         [--pred sahmr=predictions/sahmr_test.npz --pred baseline=predictions/baseline_test.npz]
-        [--out reports/metrics/pene_breakdown.json]
+        [--fractions 0.25,0.5,0.75] [--out reports/metrics/pene_breakdown.json]
 
 For every model, per pose class and overall (mean over frames, metres summed over vertices as PenE):
   pene             the evaluation's PenE (the mesh where the model put it)
   pene_at_gt_pelvis  PenE of the same mesh translated so that its own H36M pelvis sits on the GT pelvis
                    (as MPJPE/MPVE align, no rotation): what the pose alone penetrates.
+  pene_placement   {f: PenE with the fraction f of the pelvis error removed} for --fractions: how PenE
+                   moves as placement improves (a better RCNet), with the pose unchanged.
 A model whose `pene` is high but `pene_at_gt_pelvis` low loses on placement (RCNet), the other way
 round on pose (the mesh transformer). Needs a dataset with `pose_class` (the synthetic benchmark).
 """
@@ -34,7 +36,8 @@ def pene_per_frame(verts_world: np.ndarray, scene_ids: np.ndarray, grids: dict) 
     return out
 
 
-def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | None = None) -> dict:
+def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | None = None,
+              fractions: tuple[float, ...] = ()) -> dict:  # fmt: skip
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
     from sahmr.data.format import open_dataset
@@ -60,11 +63,18 @@ def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | No
             raise ValueError(f"{path}: frame_ids differ from {data} split {split!r} (dump this split again)")
         vw = np.einsum("fji,fvj->fvi", R, np.asarray(p.verts_cam, dtype=np.float64) - t[:, None])  # camera -> world
         _, pel = regress_h36m(vw, reg)
-        rows = {"pene": pene_per_frame(vw, sids, grids),
-                "pene_at_gt_pelvis": pene_per_frame(vw - pel[:, None] + gt_pelvis[:, None], sids, grids)}  # fmt: skip
-        by = {c: {k: float(v[cls == c].mean()) for k, v in rows.items()} | {"n": int((cls == c).sum())}
-              for c in sorted(set(cls.tolist()))}  # fmt: skip
-        result["models"][name] = {"all": {k: float(v.mean()) for k, v in rows.items()}, "by_pose_class": by}
+        shift = (gt_pelvis - pel)[:, None]  # (F, 1, 3) the placement error, world frame
+        rows = {"pene": pene_per_frame(vw, sids, grids), "pene_at_gt_pelvis": pene_per_frame(vw + shift, sids, grids)}
+        sweep = {f"{f:g}": pene_per_frame(vw + f * shift, sids, grids) for f in fractions}
+
+        def means(m):
+            out = {k: float(v[m].mean()) for k, v in rows.items()}
+            if sweep:
+                out["pene_placement"] = {k: float(v[m].mean()) for k, v in sweep.items()}
+            return out
+
+        by = {c: means(cls == c) | {"n": int((cls == c).sum())} for c in sorted(set(cls.tolist()))}
+        result["models"][name] = {"all": means(np.ones(len(cls), bool)), "by_pose_class": by}
     return result
 
 
@@ -75,13 +85,18 @@ def main() -> int:
     ap.add_argument("--pred", action="append", default=[], metavar="NAME=PATH",
                     help="a predictions file (repeatable); default: sahmr and baseline under predictions/")  # fmt: skip
     ap.add_argument("--body-model", default=None, help="name or path (default: the dataset's body model)")
+    ap.add_argument("--fractions", default="0.25,0.5,0.75",
+                    help="shares of the pelvis error to remove for the placement sweep, comma-separated ('' for none)")  # fmt: skip
     ap.add_argument("--out", default="reports/metrics/pene_breakdown.json")
     args = ap.parse_args()
     preds = dict(x.split("=", 1) for x in args.pred) or {
         m: f"predictions/{m}_{args.split}.npz" for m in ("sahmr", "baseline")}  # fmt: skip
-    res = breakdown(args.data, args.split, preds, args.body_model)
+    fractions = tuple(float(x) for x in args.fractions.split(",") if x.strip())
+    res = breakdown(args.data, args.split, preds, args.body_model, fractions)
     for name, r in res["models"].items():
-        print(f"{name:10s} PenE {r['all']['pene']:.2f}  at GT pelvis {r['all']['pene_at_gt_pelvis']:.2f}")
+        sweep = "  ".join(f"{k}: {v:.2f}" for k, v in r["all"].get("pene_placement", {}).items())
+        print(f"{name:10s} PenE {r['all']['pene']:.2f}  at GT pelvis {r['all']['pene_at_gt_pelvis']:.2f}"
+              + (f"  (placement error removed {sweep})" if sweep else ""))
         for c, v in r["by_pose_class"].items():
             print(f"  {c:8s} n={v['n']:3d}  {v['pene']:7.2f}  {v['pene_at_gt_pelvis']:7.2f}")
     out = Path(args.out)

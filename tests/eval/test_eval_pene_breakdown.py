@@ -30,7 +30,7 @@ def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, 
     pred = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=gt_cam.shape[1],
                        verts_cam=(gt_cam + down_cam[:, None]).astype(np.float32))  # fmt: skip
     write_predictions(tmp_path / "sunk.npz", pred)
-    res = _tool().breakdown(str(root), "test", {"sunk": str(tmp_path / "sunk.npz")}, str(open_model_path))
+    res = _tool().breakdown(str(root), "test", {"sunk": str(tmp_path / "sunk.npz")}, str(open_model_path), (0.0, 1.0))
     table, summary = evaluate_split(tmp_path / "sunk.npz", root, "test", open_model_path)
     r = res["models"]["sunk"]
     assert r["all"]["pene"] == pytest.approx(summary["pene"], rel=1e-5)
@@ -38,6 +38,9 @@ def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, 
     gt = _tool().pene_per_frame(np.asarray(arr["verts_world"], np.float64), np.asarray(arr["scene_id"]).astype(str),
                                 {s: open_dataset(root).scene_sdf(s) for s in set(np.asarray(arr["scene_id"]).astype(str))})  # fmt: skip
     assert r["all"]["pene_at_gt_pelvis"] == pytest.approx(float(gt.mean()), abs=1e-3)
+    # the sweep's end points are the two rows above
+    assert r["all"]["pene_placement"]["0"] == pytest.approx(r["all"]["pene"], rel=1e-9)
+    assert r["all"]["pene_placement"]["1"] == pytest.approx(r["all"]["pene_at_gt_pelvis"], rel=1e-9)
     assert sum(v["n"] for v in r["by_pose_class"].values()) == arr.n_frames
 
 

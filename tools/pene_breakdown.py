@@ -43,6 +43,7 @@ def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | No
     from sahmr.data.format import open_dataset
     from sahmr.eval.metrics import regress_h36m
     from sahmr.eval.predictions import read_predictions
+    from sahmr.geometry.camera import invert_rigid, transform
 
     ds = open_dataset(data)
     arr = ds.split(split)
@@ -52,7 +53,7 @@ def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | No
     cls = np.asarray(arr["pose_class"]).astype(str)
     sids = np.asarray(arr["scene_id"]).astype(str)
     T = np.asarray(arr["T_world_to_cam"], dtype=np.float64)
-    R, t = T[:, :3, :3], T[:, :3, 3]
+    T_cam_to_world = invert_rigid(T)
     reg = load_body_model_file(resolve_model_path(body_model or ds.meta["body_model"]["name"])).arrays["sahmr_eval_regressor"]
     _, gt_pelvis = regress_h36m(np.asarray(arr["verts_world"], dtype=np.float64), reg)
     grids = {s: ds.scene_sdf(s) for s in sorted(set(sids.tolist()))}
@@ -61,7 +62,7 @@ def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | No
         p = read_predictions(path, expected_num_vertices=ds.num_verts)
         if not np.array_equal(np.asarray(p.frame_ids), frame_ids):
             raise ValueError(f"{path}: frame_ids differ from {data} split {split!r} (dump this split again)")
-        vw = np.einsum("fji,fvj->fvi", R, np.asarray(p.verts_cam, dtype=np.float64) - t[:, None])  # camera -> world
+        vw = transform(T_cam_to_world, np.asarray(p.verts_cam, dtype=np.float64))  # (F, V, 3) world frame
         _, pel = regress_h36m(vw, reg)
         shift = (gt_pelvis - pel)[:, None]  # (F, 1, 3) the placement error, world frame
         rows = {"pene": pene_per_frame(vw, sids, grids), "pene_at_gt_pelvis": pene_per_frame(vw + shift, sids, grids)}

@@ -22,7 +22,8 @@ def _tool():
 
 def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, open_model_path, tmp_path):
     root, _ = tiny_synth
-    arr = open_dataset(root).split("test")
+    ds = open_dataset(root)
+    arr = ds.split("test")
     T = np.asarray(arr["T_world_to_cam"], np.float64)
     gt_cam = np.einsum("nij,nvj->nvi", T[:, :3, :3], np.asarray(arr["verts_world"], np.float64)) + T[:, None, :3, 3]
     # sunk 40 cm along the world's down axis (z up): placement error only, the pose is the GT's
@@ -35,8 +36,8 @@ def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, 
     r = res["models"]["sunk"]
     assert r["all"]["pene"] == pytest.approx(summary["pene"], rel=1e-5)
     assert r["all"]["pene"] > 1.0  # a body 40 cm under its place goes through the floor
-    gt = _tool().pene_per_frame(np.asarray(arr["verts_world"], np.float64), np.asarray(arr["scene_id"]).astype(str),
-                                {s: open_dataset(root).scene_sdf(s) for s in set(np.asarray(arr["scene_id"]).astype(str))})  # fmt: skip
+    sids = np.asarray(arr["scene_id"]).astype(str)
+    gt = _tool().pene_per_frame(np.asarray(arr["verts_world"], np.float64), sids, {s: ds.scene_sdf(s) for s in set(sids)})
     assert r["all"]["pene_at_gt_pelvis"] == pytest.approx(float(gt.mean()), abs=1e-3)
     # the sweep's end points are the two rows above
     assert r["all"]["pene_placement"]["0"] == pytest.approx(r["all"]["pene"], rel=1e-9)
@@ -46,10 +47,10 @@ def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, 
 
 def test_pene_breakdown_refuses_other_frames(tiny_synth, open_model_path, tmp_path):
     root, _ = tiny_synth
-    arr = open_dataset(root).split("test")
-    ids = np.asarray(arr["frame_id"])[::-1].copy()
-    pred = Predictions(frame_ids=ids, body_model="sahmr-open", num_vertices=open_dataset(root).num_verts,
-                       verts_cam=np.zeros((len(ids), open_dataset(root).num_verts, 3), np.float32))  # fmt: skip
+    ds = open_dataset(root)
+    ids = np.asarray(ds.split("test")["frame_id"])[::-1].copy()
+    pred = Predictions(frame_ids=ids, body_model="sahmr-open", num_vertices=ds.num_verts,
+                       verts_cam=np.zeros((len(ids), ds.num_verts, 3), np.float32))
     write_predictions(tmp_path / "p.npz", pred)
     with pytest.raises(ValueError, match="frame_ids differ"):
         _tool().breakdown(str(root), "test", {"x": str(tmp_path / "p.npz")}, str(open_model_path))

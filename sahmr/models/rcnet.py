@@ -19,6 +19,9 @@ Pipeline for a batch of B crops (H = W = crop_size / backbone stride heatmap cel
 7. refined pelvis = Σ_i w_i (centre_i + offset_i), `w = softmax over the sample's voxels` of
    `sigmoid(conf)` (quirks, as the released weights) or of `conf` (clean); a segment softmax, no loop.
 8. contact points: the neighbourhood's raw scene points whose voxel is predicted as part 1..7, packed.
+9. inference only (eval mode, no explicit `anchor_cam`), `refine_iters` > 1: steps 3-8 again, anchored at
+   the refined pelvis (no noise); the output's scene fields (anchor_cam, voxels, refined pelvis, contact
+   points, fallback) are the last pass's. Training (stage 1) always runs one pass, as the original.
 
 Fallback (explicit, per sample, `RCNetOutput.fallback`): a sample whose neighbourhood holds no scene point
 (empty frustum, or every point farther than `keep_radius` from the anchors) gets no voxel, refined pelvis
@@ -68,7 +71,8 @@ class RCNetConfig:
     voxels, 1.25 m radius, extra-flip auxiliary loss — the original sizes.
     `cpu`: HRNet-W18-small (1.5 M params), 128 px crops (32x32 heatmaps), SPVCNN width 0.5 (16..48 ch),
     8 cm voxels (about 2.5x fewer voxels than 5 cm on the synthetic scans), voxel contact-label distance
-    0.10 m (0.07 m + the larger voxel half-diagonal growth), no extra flip (halves the image cost).
+    0.10 m (0.07 m + the larger voxel half-diagonal growth), no extra flip (halves the image cost), two
+    scene passes at inference (`refine_iters`; the paper preset keeps the original's one).
     """
 
     name: str = "cpu"
@@ -84,6 +88,10 @@ class RCNetConfig:
     keep_radius: float = 1.25
     train_anchor_err_thr: float = 0.5
     train_anchor_noise_std: float = 0.5
+    # Inference only (eval mode, no explicit anchor_cam): run the scene branch this many times, each pass
+    # anchored at the previous pass's refined pelvis (1 = the original). The cpu preset's short-trained
+    # depth head leaves coarse pelvises ~0.7 m off; a second pass from the ~0.4 m refined one lands closer.
+    refine_iters: int = 2
     extra_flip: bool = False
     quirks: bool = False
     sparse_backend: str = "torch"
@@ -98,11 +106,17 @@ class RCNetConfig:
         "pelvis_refined": 1.0, "contact_hm": 1.0, "contact_hm_flip": 1.0,
     })  # fmt: skip
 
+    def __post_init__(self) -> None:
+        if isinstance(self.refine_iters, bool) or not isinstance(self.refine_iters, int) or self.refine_iters < 1:
+            raise ValueError(f"RCNetConfig.refine_iters: expected an integer >= 1 (1 = the original single scene "
+                             f"pass), got {self.refine_iters!r}")  # fmt: skip
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "RCNetConfig":
         if name == "paper":
             base = cls(name="paper", backbone="hrnet_w64", crop_size=224, spvcnn_width=1.0, voxel_size=0.05,
-                       voxel_label_dist=0.07, extra_flip=True, voxel_seg_part_weight=1.0)  # fmt: skip
+                       voxel_label_dist=0.07, extra_flip=True, voxel_seg_part_weight=1.0,
+                       refine_iters=1)  # fmt: skip
         elif name == "cpu":
             base = cls()
         else:
@@ -130,7 +144,8 @@ class RCNetOutput:
     contact_hm_flip: (B, 7, H, W) prediction on the flipped crop (training with extra_flip) or None.
     pelvis_hm_uv: (B, 2) int64 argmax cell (u, v). pelvis_uv01: (B, 2) box-normalised (u, v).
     pelvis_z_coarse: (B,) metres. pelvis_coarse_cam: (B, 3). bi_f: (B,) crop focal (px of the bi_w grid).
-    anchor_cam: (B, 3) middle anchor used (coarse pelvis or noisy GT). noisy_gt_anchor: (B,) bool.
+    anchor_cam: (B, 3) middle anchor of the (last) scene pass (coarse pelvis, noisy GT, or the previous refined
+    pelvis with refine_iters > 1). noisy_gt_anchor: (B,) bool.
     near_points_cam: (M, 3), near_points_batch: (M,), near_points_voxel: (M,) voxel row of each point.
     voxel_coords: (N, 4) int64 [batch, x, y, z] lattice coords; voxel_centres_cam: (N, 3);
     voxel_batch: (N,); voxel_conf: (N,) confidence logits; voxel_offset: (N, 3) predicted pelvis − centre;
@@ -414,6 +429,27 @@ class RCNet(nn.Module):
                 noisy = (anchor - gt).norm(dim=1) > cfg.train_anchor_err_thr
                 noise = torch.randn(bsz, 3, generator=generator, device=generator.device).to(dev)
                 anchor = torch.where(noisy[:, None], gt + cfg.train_anchor_noise_std * noise, anchor)
+
+        scene = self._scene_pass(anchor, feat_map, K, bbx_lurb, points_cam, points_batch)
+        if not self.training and anchor_cam is None:
+            for _ in range(cfg.refine_iters - 1):  # re-anchor at the refined pelvis (inference only)
+                scene = self._scene_pass(scene["pelvis_refined_cam"].detach(), feat_map, K, bbx_lurb, points_cam, points_batch)
+
+        return RCNetOutput(
+            pelvis_hm=pelvis_hm, depth_map=depth_map, feat_map=feat_map, contact_hm=contact_hm,
+            contact_hm_flip=contact_hm_flip, pelvis_hm_uv=uv, pelvis_uv01=uv01, pelvis_z_coarse=z,
+            pelvis_coarse_cam=pelvis_coarse, bi_f=bi_f, noisy_gt_anchor=noisy, voxel_size=cfg.voxel_size, **scene,
+        )  # fmt: skip
+
+    def _scene_pass(self, anchor: Tensor, feat_map: Tensor, K: Tensor, bbx_lurb: Tensor, points_cam: Tensor,
+                    points_batch: Tensor) -> dict[str, Tensor]:  # fmt: skip
+        """One scene-branch pass (steps 3-8 of the module docstring) around the middle anchors `anchor`
+        (B, 3): neighbourhood, voxels, SPVCNN, vote, contact points -> the RCNetOutput fields from
+        `anchor_cam` on (a dict)."""
+        cfg = self.cfg
+        bsz, dev = anchor.shape[0], anchor.device
+        with torch.no_grad():
+            anchor = anchor.detach()
             anchors = make_anchors(anchor, cfg.anchor_spacing)
 
             # ---- neighbourhood (packed, one vectorised test)
@@ -431,7 +467,6 @@ class RCNet(nn.Module):
             vox_uv01 = project_to_uv01(centres, vbatch, K, bbx_lurb)
 
         n_vox = coords.shape[0]
-        counts = torch.bincount(vbatch, minlength=bsz)
         img_feat = sample_image_features(feat_map, vbatch, vox_uv01)
         rel = anchor[vbatch] - centres if cfg.quirks else centres - anchor[vbatch]
         feats = torch.cat([rel, img_feat], 1)
@@ -440,7 +475,6 @@ class RCNet(nn.Module):
             out = self.contact_net(SparseVoxelTensor(feats, coords, 1, vox.manager))
         else:  # nothing (or a single voxel in training: BatchNorm needs 2 rows) -> every sample falls back
             out = feats.new_zeros(n_vox, self.contact_net.out_channels) + 0.0 * feats.sum()
-            counts = torch.zeros_like(counts)
         conf, offset, seg = out[:, 0], out[:, 1:4], out[:, 4:]
         if not run_sparse and n_vox:
             keep_v = torch.zeros(n_vox, dtype=torch.bool, device=dev)
@@ -449,7 +483,6 @@ class RCNet(nn.Module):
             near_pts, near_b, point_voxel = near_pts[:0], near_b[:0], point_voxel[:0]
 
         refined, weight, has = vote_pelvis(conf, centres, offset, vbatch, anchor, sigmoid_first=cfg.quirks)
-        fallback = ~has
 
         with torch.no_grad():
             seg_label = seg.argmax(1) if n_vox else torch.zeros(0, dtype=torch.long, device=dev)
@@ -457,15 +490,12 @@ class RCNet(nn.Module):
             is_contact = pid != 0
             contact_pts, contact_pid, contact_b = near_pts[is_contact], pid[is_contact], near_b[is_contact]
 
-        return RCNetOutput(
-            pelvis_hm=pelvis_hm, depth_map=depth_map, feat_map=feat_map, contact_hm=contact_hm,
-            contact_hm_flip=contact_hm_flip, pelvis_hm_uv=uv, pelvis_uv01=uv01, pelvis_z_coarse=z,
-            pelvis_coarse_cam=pelvis_coarse, bi_f=bi_f, anchor_cam=anchor, noisy_gt_anchor=noisy,
-            near_points_cam=near_pts, near_points_batch=near_b, near_points_voxel=point_voxel,
+        return dict(
+            anchor_cam=anchor, near_points_cam=near_pts, near_points_batch=near_b, near_points_voxel=point_voxel,
             voxel_coords=coords, voxel_centres_cam=centres, voxel_batch=vbatch, voxel_conf=conf,
             voxel_offset=offset, voxel_seg_logits=seg, voxel_seg_label=seg_label, voxel_weight=weight,
             pelvis_refined_cam=refined, contact_points_cam=contact_pts, contact_points_part=contact_pid,
-            contact_points_batch=contact_b, fallback=fallback, voxel_size=cfg.voxel_size,
+            contact_points_batch=contact_b, fallback=~has,
         )  # fmt: skip
 
     def forward_batch(self, batch: dict, generator: torch.Generator | None = None) -> RCNetOutput:

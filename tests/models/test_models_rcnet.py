@@ -172,9 +172,42 @@ def test_training_anchor_noise_replaces_far_coarse_pelvis(rcnet_cpu_batch):
     assert torch.equal(out.anchor_cam[~far], out.pelvis_coarse_cam[~far])
     assert bool((out.anchor_cam[far] - gt[far]).abs().max() < 5 * 0.5)
     model.eval()
+    model.cfg.refine_iters = 1  # one scene pass: its anchor is the coarse pelvis
     with torch.no_grad():
         out2 = model.forward_batch(batch)
     assert not bool(out2.noisy_gt_anchor.any()) and torch.equal(out2.anchor_cam, out2.pelvis_coarse_cam)
+
+
+def test_second_scene_pass_is_anchored_at_the_first_refined_pelvis(rcnet_cpu_batch):
+    img, K, box, pts, pb = _inputs(rcnet_cpu_batch)
+    one = _seeded_model(RCNetConfig.preset("cpu", refine_iters=1)).eval()
+    two = _seeded_model(RCNetConfig.preset("cpu", refine_iters=2)).eval()
+    # an untrained depth head puts the coarse pelvis at the camera (no scene nearby): make it predict the
+    # GT's mean zw1f (z * box width / fx) everywhere, so the first pass has voxels to vote with
+    zw1f = float((rcnet_cpu_batch["pelvis_cam"][:, 2] * (box[:, 2] - box[:, 0]) / K[:, 0, 0]).mean())
+    for m in (one, two):
+        with torch.no_grad():
+            m.root_net.out_conv.weight[1].zero_()
+            m.root_net.out_conv.bias[1] = zw1f
+    with torch.no_grad():
+        first = one(img, K, box, pts, pb)
+        out = two(img, K, box, pts, pb)
+        # the same weights, asked explicitly for one pass at the first pass's refined pelvis
+        manual = one(img, K, box, pts, pb, anchor_cam=first.pelvis_refined_cam)
+    torch.testing.assert_close(out.anchor_cam, first.pelvis_refined_cam)
+    assert torch.equal(out.pelvis_coarse_cam, first.pelvis_coarse_cam)
+    for name in ("voxel_coords", "voxel_conf", "voxel_offset", "pelvis_refined_cam", "contact_points_cam", "fallback"):
+        assert torch.equal(getattr(out, name), getattr(manual, name)), name
+    assert not bool(first.fallback.any()) and not torch.equal(out.pelvis_refined_cam, first.pelvis_refined_cam)
+    # training (stage 1) keeps the original's single pass: its anchor is the coarse pelvis without GT
+    two.train()
+    torch.manual_seed(0)
+    tr = two(img, K, box, pts, pb)
+    assert torch.equal(tr.anchor_cam, tr.pelvis_coarse_cam)
+    assert RCNetConfig.preset("paper").refine_iters == 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="refine_iters"):
+            RCNetConfig.preset("cpu", refine_iters=bad)
 
 
 def test_empty_frustum_and_far_points_fall_back(rcnet_cpu_batch):

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/pene_breakdown.py [--data datasets/synth] [--split test]
         [--pred sahmr=predictions/sahmr_test.npz --pred baseline=predictions/baseline_test.npz]
-        [--fractions 0.25,0.5,0.75] [--out reports/metrics/pene_breakdown.json]
+        [--fractions 0.25,0.5,0.75] [--out reports/analysis/pene_breakdown.json]
 
 For every model, per pose class and overall (mean over frames, metres summed over vertices as PenE):
   pene             the evaluation's PenE (the mesh where the model put it)
@@ -88,7 +88,7 @@ def main() -> int:
     ap.add_argument("--body-model", default=None, help="name or path (default: the dataset's body model)")
     ap.add_argument("--fractions", default="0.25,0.5,0.75",
                     help="shares of the pelvis error to remove for the placement sweep, comma-separated ('' for none)")  # fmt: skip
-    ap.add_argument("--out", default="reports/metrics/pene_breakdown.json")
+    ap.add_argument("--out", default="reports/analysis/pene_breakdown.json")
     args = ap.parse_args()
     preds = dict(x.split("=", 1) for x in args.pred) or {
         m: f"predictions/{m}_{args.split}.npz" for m in ("sahmr", "baseline")}  # fmt: skip

@@ -14,12 +14,14 @@ PAPER_COLUMNS = [("G-MPJPE", "g_mpjpe"), ("G-MPVE", "g_mpve"), ("MPJPE", "mpjpe"
 
 def load_results(metrics_dir: str | Path, models: list[str] | None = None):
     """(summaries {model: dict}, frames DataFrame with a ``model`` column) from ``<model>.json`` +
-    ``<model>_frames.csv`` files. Raises FileNotFoundError naming what is missing."""
+    ``<model>_frames.csv`` files. `models` None: every ``<model>.json`` that has its ``<model>_frames.csv``
+    beside it (other JSON files in the folder, e.g. analyses, are not models). Raises FileNotFoundError
+    naming what is missing."""
     import pandas as pd
 
     metrics_dir = Path(metrics_dir)
     if models is None:
-        models = sorted(p.stem for p in metrics_dir.glob("*.json"))
+        models = sorted(p.stem for p in metrics_dir.glob("*.json") if (metrics_dir / f"{p.stem}_frames.csv").is_file())
     if not models:
         raise FileNotFoundError(f"no <model>.json metrics in {metrics_dir}: run `sahmr evaluate --out {metrics_dir}/<model>.json`")
     summaries, frames = {}, []

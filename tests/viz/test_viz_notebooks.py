@@ -109,6 +109,23 @@ def test_report_notebook_table(evaluated, tmp_path):
     assert sum("image/png" in o.get("data", {}) for o in _outputs(nb)) >= 3
 
 
+def test_load_results_finds_models_by_their_frames_csv(evaluated, tmp_path):
+    import shutil
+
+    from sahmr.viz.results import load_results
+
+    _, out = evaluated
+    d = tmp_path / "metrics"
+    shutil.copytree(out / "metrics", d)
+    (d / "pene_breakdown.json").write_text("{}")  # an analysis beside the evaluations is not a model
+    summaries, frames = load_results(d)
+    assert sorted(summaries) == ["baseline", "noisy"] and sorted(set(frames["model"])) == ["baseline", "noisy"]
+    (d / "noisy_frames.csv").unlink()
+    assert sorted(load_results(d)[0]) == ["baseline"]
+    with pytest.raises(FileNotFoundError, match="noisy_frames.csv"):  # asked for by name: still an error
+        load_results(d, ["baseline", "noisy"])
+
+
 def test_report_notebook_missing_inputs_fail_loudly(evaluated, tmp_path):
     root, out = evaluated
     with pytest.raises(NotebookError, match=r"cell \d+: .*nowhere"):

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.data.synth import cli as synth_cli
     from sahmr.eval import cli as eval_cli
     from sahmr.infer import cli as infer_cli
+    from sahmr.models import cli as models_cli
     from sahmr.train import cli as train_cli
     from sahmr.viz import cli as viz_cli
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.register_dump(sub)
     train_cli.register(sub)
     infer_cli.register(sub)
+    models_cli.register(sub)
     viz_cli.register(sub)
     return parser
 

@@ -36,14 +36,16 @@ def _dump(args: argparse.Namespace) -> int:
     _builtin_tasks()
     params = resolve_params(load_params(args.params), args.task, source=args.params)
     task = get_task(args.task, task_params(params))
-    print(f"wrote {dump_predictions(task, args.ckpt, args.data, args.split, args.out, batch_size=args.batch_size)}")
+    seed = int(params.get("seed", 0) or 0)
+    print(f"wrote {dump_predictions(task, args.ckpt, args.data, args.split, args.out, batch_size=args.batch_size, seed=seed)}")
     return 0
 
 
 def register_dump(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dump", help="predictions of a trained sahmr/baseline checkpoint on a dataset split (for sahmr evaluate)")
     p.add_argument("task", choices=["sahmr", "baseline"], help="which model (its params section train_<task> builds it)")
-    p.add_argument("--ckpt", required=True, help="the training run's final.ckpt")
+    p.add_argument("--ckpt", required=True, help="the training run's final.ckpt, or a converted release checkpoint "
+                   "(`sahmr convert`: pass its params.yaml as --params)")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="predictions .npz to write")

@@ -2,7 +2,8 @@
 file (:mod:`sahmr.eval.predictions` format) for ``sahmr evaluate``.
 
 Inference is deterministic: eval mode, no pelvis noise, and contact sets larger than 500 points are
-sub-sampled by evenly spaced ranks (no random generator).
+sub-sampled by evenly spaced ranks, or — with contact_sampling "original" (converted release checkpoints)
+— drawn with replacement as the original does, from one generator seeded with `seed`.
 """
 
 from __future__ import annotations
@@ -22,21 +23,19 @@ def load_stage2_model(task, ckpt: str | Path) -> torch.nn.Module:
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint not found: {ckpt}. Train it first (`sahmr train {task.name}`, or `make "
                                 f"repro`, which writes runs/{task.name}/final.ckpt)")  # fmt: skip
+    from sahmr.models.convert import load_converted
+
     model = task.build_model(load_rcnet=False)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{ckpt} does not fit the {task.name} model of preset {task.rcnet_cfg.name!r}: "
-                         f"{str(e).splitlines()[0]} — use the parameters the checkpoint was trained with") from None  # fmt: skip
+    load_converted(model, ckpt, what=f"{task.name} model of preset {task.rcnet_cfg.name!r}")
     return model.eval()
 
 
 def dump_predictions(task, ckpt: str | Path, data: str | Path, split: str, out: str | Path, batch_size: int = 16,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, seed: int = 0) -> Path:
     """task: a Task whose model has ``forward_batch`` returning ``verts_cam``, ``pelvis_coarse_cam``,
-    ``pelvis_refined_cam`` (SAHMRTask / BaselineTask). ckpt: the loop's ``final.ckpt`` (state dict)."""
+    ``pelvis_refined_cam`` (SAHMRTask / BaselineTask). ckpt: the loop's ``final.ckpt`` or a converted
+    checkpoint (state dict, or one under "state_dict"). seed: the test-time contact draws of
+    contact_sampling "original" (unused otherwise)."""
     from tqdm import tqdm
 
     from sahmr.data.dataset import HumanSceneDataset, collate_human_scene
@@ -44,12 +43,15 @@ def dump_predictions(task, ckpt: str | Path, data: str | Path, split: str, out: 
 
     model = load_stage2_model(task, ckpt)
     ds = HumanSceneDataset(data, split, crop_size=task.crop_size, train_augment=False)
+    # Only the original's contact sampling (contact_sampling "original") draws at test time: one seeded
+    # generator for the whole split, so the draws do not depend on the batch size.
+    gen = torch.Generator().manual_seed(seed)
     ids, verts, coarse, refined = [], [], [], []
     bar = tqdm(range(0, len(ds), batch_size), desc=f"dump {task.name} {split}", disable=not progress)
     with torch.no_grad():
         for start in bar:
             batch = collate_human_scene([ds[i] for i in range(start, min(start + batch_size, len(ds)))])
-            o = model.forward_batch(batch, None)
+            o = model.forward_batch(batch, gen)
             ids += [m["frame_id"] for m in batch["meta"]]
             verts.append(o.verts_cam.numpy())
             coarse.append(o.pelvis_coarse_cam.reshape(-1, 3).numpy())

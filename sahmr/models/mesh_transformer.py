@@ -37,10 +37,11 @@ Parameter names follow the original's `metro_enhanced.*` keys (`backbone.*` = ti
 `quirks=True` indexes the part positional tokens without the +J joint offset (released weights, spec
 §4.2 NOTE); `quirks=False` uses the part's own vertex positions.
 
-`pad_contact_points` turns RCNet's packed contact points into the fixed-size padded set (spec §4.3) —
-vectorised, deterministic: without a generator a sample with n > N points keeps the evenly strided
-ranks `floor(i·n/N)` (independent of the other samples); with a generator its points are randomly
-permuted first (sampling *without* replacement, unlike the original's `randint`).
+`pad_contact_points` turns RCNet's packed contact points into the fixed-size padded set (spec §4.3):
+without a generator a sample with n > N points keeps the evenly strided ranks `floor(i·n/N)`
+(deterministic, independent of the other samples); with a generator its points are randomly permuted
+first (sampling *without* replacement); `sampling="with_replacement"` is the original's seeded `randint`
+draw, and explicit per-sample indices can be injected (parity with the original's recorded draws).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MeshTransformerConfig", "MeshTransformer", "MeshTransformerOutput", "CPoseEncoder", "BertLayer",
-           "LinearAttentionLayer", "linear_attention", "pad_contact_points", "template_tokens",
+__all__ = ["MeshTransformerConfig", "MeshTransformer", "MeshTransformerOutput", "MeshTopology", "CPoseEncoder", "BertLayer",
+           "LinearAttentionLayer", "linear_attention", "pad_contact_points", "CONTACT_SAMPLINGS", "template_tokens",
            "build_image_trunk"]  # fmt: skip
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -130,16 +131,67 @@ class MeshTransformerConfig:
 
 
 @dataclass
+class MeshTopology:
+    """What the mesh transformer needs of a body model (spec §2.3, §2.4), explicit so that a network can be
+    built without one (e.g. from the original's saved template tokens for parity tests).
+
+    level_sizes: (V, Vm, Vc) vertex counts of the hierarchy (SMPL: 6890, 1723, 431).
+    template_joints14: (14, 3) and template_coarse: (Vc, 3): the template tokens (camera axes, relative to
+    the template's H36M pelvis). coarse_part_ids: (Vc,) int64 contact part of each coarse vertex (0..7).
+    upsampling: optional ((Vm, Vc), (V, Vm)) dense barycentric matrices initialising `upsampling`,
+    `upsampling2` (None: PyTorch's default init, e.g. when a checkpoint overwrites them anyway).
+    """
+
+    level_sizes: tuple[int, int, int]
+    template_joints14: Tensor
+    template_coarse: Tensor
+    coarse_part_ids: Tensor
+    upsampling: tuple[Tensor, Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        sizes = tuple(int(s) for s in self.level_sizes)
+        if len(sizes) != 3:
+            raise ValueError(f"body model hierarchy: expected 3 levels (V, V_mid, V_coarse), got {sizes}")
+        self.level_sizes = sizes
+        vc = sizes[2]
+        if tuple(self.template_joints14.shape) != (NUM_JOINTS, 3):
+            raise ValueError(f"template_joints14: expected ({NUM_JOINTS}, 3), got {tuple(self.template_joints14.shape)}")
+        if tuple(self.template_coarse.shape) != (vc, 3):
+            raise ValueError(f"template_coarse: expected ({vc}, 3), got {tuple(self.template_coarse.shape)}")
+        if tuple(self.coarse_part_ids.shape) != (vc,):
+            raise ValueError(f"coarse_part_ids: expected ({vc},), got {tuple(self.coarse_part_ids.shape)}")
+        pid = self.coarse_part_ids.long()
+        if pid.numel() and (int(pid.min()) < 0 or int(pid.max()) > NUM_PARTS):
+            raise ValueError(f"coarse_part_ids: expected values in 0..{NUM_PARTS}")
+        self.coarse_part_ids = pid
+
+    @classmethod
+    def from_body(cls, body) -> "MeshTopology":
+        """From a BodyModel: its hierarchy sizes, template (spec §2.3), coarse part ids, upsampling matrices."""
+        sizes = tuple(body.level_sizes)
+        if len(sizes) != 3:
+            raise ValueError(f"body model hierarchy: expected 3 levels (V, V_mid, V_coarse), got {sizes}")
+        joints, coarse = template_tokens(body)
+        pid = body.sampler.downsample(body.part_ids[None, :, None].float(), 0, 2)[0, :, 0].round().long().cpu()
+        up = (body.sampler.dense_upsampling_matrix(2, 1), body.sampler.dense_upsampling_matrix(1, 0))
+        return cls(sizes, joints, coarse, pid, up)
+
+
+@dataclass
 class MeshTransformerOutput:
     """verts_crm (B, V, 3): mesh in camera axes relative to the origin pelvis; verts_mid (B, Vm, 3);
     verts_coarse (B, Vc, 3); joints_tokens (B, 14, 3) (the joint-token outputs; unused by the losses);
-    contact_crm_out (B, N, 3) contact-branch reconstruction of its input points (None without scene)."""
+    contact_crm_out (B, N, 3) contact-branch reconstruction of its input points (None without scene).
+    intermediates (with `return_intermediates=True`, else None): `image_fmap` (B, C_img, h, w) trunk output,
+    `encoder_body_{e}` (B, J + Vc, out_e) and `encoder_contact_{e}` (B, N, out_e) per encoder e (the
+    original's `cpose_img_feat_{e}` / `cpose_cp_feat_{e}`)."""
 
     verts_crm: Tensor
     verts_mid: Tensor
     verts_coarse: Tensor
     joints_tokens: Tensor
     contact_crm_out: Tensor | None
+    intermediates: dict[str, Tensor] | None = None
 
 
 # ------------------------------------------------------------------------------------ functions
@@ -185,33 +237,67 @@ def linear_attention(q: Tensor, k: Tensor, v: Tensor, kv_mask: Tensor | None = N
     return torch.einsum("blhd,bhdv,blh->blhv", qf, kv, z)
 
 
+CONTACT_SAMPLINGS = ("strided", "permutation", "with_replacement")
+
+
 def pad_contact_points(points: Tensor, part: Tensor, batch: Tensor, batch_size: int, num_slots: int,
-                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+                       generator: torch.Generator | None = None, *, sampling: str | None = None,
+                       indices: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """Packed contact points -> fixed-size padded set (spec §4.3, §8).
 
-    points (Q, 3), part (Q,) int64 in 1..7, batch (Q,) int64 -> (points (B, N, 3) zero-padded,
-    part (B, N) int64 (0 = padding), mask (B, N) bool). A sample with n <= N points keeps them in order;
-    with n > N: no generator -> ranks floor(i·n/N), i = 0..N-1 (deterministic, evenly spread, independent of
-    the other samples); generator -> N points drawn without replacement (a random permutation per sample).
+    points (Q, 3), part (Q,) int64 in 1..7, batch (Q,) int64 (each sample's points contiguous or not; a
+    sample's own order is kept) -> (points (B, N, 3) zero-padded, part (B, N) int64 (0 = padding), mask
+    (B, N) bool). A sample with n <= N points keeps them in order (zero padding after); with n > N:
+
+    * `sampling="strided"` (default without a generator): ranks floor(i·n/N), i = 0..N-1 (deterministic,
+      evenly spread, independent of the other samples);
+    * `"permutation"` (default with a generator): N points drawn without replacement;
+    * `"with_replacement"`: the original's `torch.randint(n, (N,))` per sample, in batch order, drawn from
+      `generator` (needed) — with the generator in the global RNG's state this reproduces its draws.
+
+    indices (B, N) int64: explicit choice per sample (ranks into the sample's own points, −1 = padding slot),
+    e.g. the original's recorded `pcSeg_sample_idx`; overrides `sampling`.
     """
     dev = points.device
     q = points.shape[0]
     i = torch.arange(num_slots, device=dev)
+    if sampling is None:
+        sampling = "strided" if generator is None else "permutation"
+    if sampling not in CONTACT_SAMPLINGS:
+        raise ValueError(f"contact-point sampling: expected one of {CONTACT_SAMPLINGS}, got {sampling!r}")
+    if sampling != "strided" and generator is None and indices is None:
+        raise ValueError(f"contact-point sampling {sampling!r} needs a torch.Generator (seeded)")
+    batch = batch.long()
+    counts = torch.bincount(batch, minlength=batch_size) if q else torch.zeros(batch_size, dtype=torch.long, device=dev)
+    if indices is not None:
+        if tuple(indices.shape) != (batch_size, num_slots):
+            raise ValueError(f"contact indices: expected shape ({batch_size}, {num_slots}), got {tuple(indices.shape)}")
+        src = indices.to(dev).long()
+        if bool((src >= counts[:, None]).any()) or bool((src < -1).any()):
+            raise ValueError("contact indices: every index must be -1 (padding) or < that sample's number of contact points")
+        valid = src >= 0
+        src = src.clamp(min=0)
+    else:
+        valid = i[None] < counts[:, None].clamp(max=num_slots)
+        n = counts[:, None]
+        if sampling == "strided":
+            src = torch.where(n > num_slots, torch.div(i[None] * n, num_slots, rounding_mode="floor"), i[None])
+        elif sampling == "permutation":
+            src = i[None].expand(batch_size, -1)
+        else:  # with replacement, one randint per sample that has more points than slots, in batch order
+            src = i[None].repeat(batch_size, 1)
+            for b in (counts > num_slots).nonzero().flatten().tolist():
+                draw = torch.randint(int(counts[b]), (num_slots,), generator=generator, device=generator.device)
+                src[b] = draw.to(dev)
     if q == 0:
         return (points.new_zeros(batch_size, num_slots, 3), torch.zeros(batch_size, num_slots, dtype=torch.long, device=dev),
                 torch.zeros(batch_size, num_slots, dtype=torch.bool, device=dev))  # fmt: skip
-    batch = batch.long()
-    counts = torch.bincount(batch, minlength=batch_size)
     offsets = torch.cumsum(counts, 0) - counts
-    if generator is not None:
+    if indices is None and sampling == "permutation":
         key = torch.rand(q, generator=generator, device=generator.device).to(device=dev, dtype=torch.float64)
         order = torch.argsort(batch.double() * 2.0 + key, stable=True)
-        src = i[None].expand(batch_size, -1)
     else:
         order = torch.argsort(batch, stable=True)
-        n = counts[:, None]
-        src = torch.where(n > num_slots, torch.div(i[None] * n, num_slots, rounding_mode="floor"), i[None])
-    valid = i[None] < counts[:, None].clamp(max=num_slots)
     idx = order[(offsets[:, None] + src).clamp(max=q - 1)]
     pts = torch.where(valid[..., None], points[idx], points.new_zeros(()))
     pid = torch.where(valid, part.long()[idx], torch.zeros_like(idx))
@@ -401,14 +487,14 @@ class MeshTransformer(nn.Module):
     contact_mask (B, N) bool) -> MeshTransformerOutput. Sizes come from `body` (a BodyModel).
     """
 
-    def __init__(self, cfg: MeshTransformerConfig | None, body):
+    def __init__(self, cfg: MeshTransformerConfig | None, body=None, *, topology: MeshTopology | None = None):
         super().__init__()
         self.cfg = cfg = cfg or MeshTransformerConfig()
         cfg.validate()
-        sizes = tuple(body.level_sizes)
-        if len(sizes) != 3:
-            raise ValueError(f"body model hierarchy: expected 3 levels (V, V_mid, V_coarse), got {sizes}")
-        self.num_verts, self.num_mid, self.num_coarse = sizes
+        if (body is None) == (topology is None):
+            raise ValueError("MeshTransformer: pass exactly one of body (a BodyModel) or topology (a MeshTopology)")
+        topo = topology if topology is not None else MeshTopology.from_body(body)
+        self.num_verts, self.num_mid, self.num_coarse = topo.level_sizes
         self.num_joints = NUM_JOINTS
         t = self.num_joints + self.num_coarse
 
@@ -421,9 +507,9 @@ class MeshTransformer(nn.Module):
         self.upsampling = nn.Linear(self.num_coarse, self.num_mid)
         self.upsampling2 = nn.Linear(self.num_mid, self.num_verts)
 
-        joints_t, coarse_t = template_tokens(body)
-        self.register_buffer("template", torch.cat([joints_t, coarse_t]), persistent=False)  # (T, 3)
-        coarse_pid = body.sampler.downsample(body.part_ids[None, :, None].float(), 0, 2)[0, :, 0].round().long().cpu()
+        template = torch.cat([topo.template_joints14, topo.template_coarse]).float().cpu()
+        self.register_buffer("template", template, persistent=False)  # (T, 3)
+        coarse_pid = topo.coarse_part_ids.cpu()
         self.register_buffer("coarse_part_ids", coarse_pid, persistent=False)
         avg = torch.zeros(NUM_PARTS + 1, t)  # image part tokens: token J + v (spec §4.2)
         for p in range(1, NUM_PARTS + 1):
@@ -435,11 +521,11 @@ class MeshTransformer(nn.Module):
         self.register_buffer("part_pos_avg", avg.roll(-self.num_joints, 1) if cfg.quirks else avg.clone(), persistent=False)
         self.register_buffer("img_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("img_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.reset_parameters(body)
+        self.reset_parameters(topo.upsampling)
 
-    def reset_parameters(self, body) -> None:
+    def reset_parameters(self, upsampling: tuple[Tensor, Tensor] | None = None) -> None:
         """BERT init (Linear/Embedding N(0, init_std), bias 0, LayerNorm 1/0) on the transformer; the
-        upsampling layers from the body model's barycentric matrices (bias 0)."""
+        upsampling layers from the barycentric matrices ((Vm, Vc), (V, Vm)) when given (bias 0)."""
         std = self.cfg.init_std
         for m in self.trans_encoder.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
@@ -449,9 +535,11 @@ class MeshTransformer(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if upsampling is None:
+            return
         with torch.no_grad():
-            self.upsampling.weight.copy_(body.sampler.dense_upsampling_matrix(2, 1))
-            self.upsampling2.weight.copy_(body.sampler.dense_upsampling_matrix(1, 0))
+            self.upsampling.weight.copy_(upsampling[0])
+            self.upsampling2.weight.copy_(upsampling[1])
             self.upsampling.bias.zero_()
             self.upsampling2.bias.zero_()
 
@@ -463,9 +551,13 @@ class MeshTransformer(nn.Module):
             image = F.interpolate(image, size=(s, s), mode="bilinear", align_corners=True)
         return (image - self.img_mean) / self.img_std
 
-    def image_tokens(self, image: Tensor) -> Tensor:
-        """(B, 3, S', S') -> learned tokens (B, J + Vc, C_img)."""
-        f = self.backbone.forward_features(self.prepare_image(image.float()))
+    def image_features(self, image: Tensor) -> Tensor:
+        """(B, 3, S', S') RGB in [0, 1] -> trunk feature map (B, C_img, h, w) (paper: (B, 2048, 7, 7))."""
+        return self.backbone.forward_features(self.prepare_image(image.float()))
+
+    def image_tokens(self, image: Tensor, fmap: Tensor | None = None) -> Tensor:
+        """(B, 3, S', S') -> learned tokens (B, J + Vc, C_img); `fmap` = an already computed `image_features`."""
+        f = self.image_features(image) if fmap is None else fmap
         f = f.flatten(2).transpose(1, 2)  # (B, G, C)
         if f.shape[1] != self.conv_learn_tokens.in_channels:
             raise ValueError(f"backbone gave {f.shape[1]} grid cells, conv_learn_tokens expects "
@@ -473,8 +565,14 @@ class MeshTransformer(nn.Module):
         return self.conv_learn_tokens(f)
 
     def forward(self, image: Tensor, contact_crm: Tensor | None = None, contact_part: Tensor | None = None,
-                contact_mask: Tensor | None = None) -> MeshTransformerOutput:  # fmt: skip
-        tokens = self.image_tokens(image)
+                contact_mask: Tensor | None = None, return_intermediates: bool = False) -> MeshTransformerOutput:  # fmt: skip
+        """return_intermediates: also return the trunk's feature map and every encoder's outputs
+        (`MeshTransformerOutput.intermediates`, for parity tests and inspection)."""
+        inter: dict[str, Tensor] | None = {} if return_intermediates else None
+        fmap = self.image_features(image)
+        if inter is not None:
+            inter["image_fmap"] = fmap
+        tokens = self.image_tokens(image, fmap)
         b = tokens.shape[0]
         body = torch.cat([self.template[None].expand(b, -1, -1).to(tokens.dtype), tokens], -1)
         cp = pid = None
@@ -489,11 +587,15 @@ class MeshTransformer(nn.Module):
             pid = contact_part.long().clamp(0, NUM_PARTS)
             cp = ContactTokens(contact_crm.to(tokens.dtype), part_tok, pid)  # = cat([xyz, part_tok[pid]], -1)
             contact_mask = contact_mask.bool()
-        for enc in self.trans_encoder:
+        for e, enc in enumerate(self.trans_encoder):
             body, cp = enc(body, cp, contact_mask, pid, self.part_pos_avg)
+            if inter is not None:
+                inter[f"encoder_body_{e}"] = body
+                if cp is not None:
+                    inter[f"encoder_contact_{e}"] = cp
         j = self.num_joints
         coarse = body[:, j:]
         mid = self.upsampling(coarse.transpose(1, 2)).transpose(1, 2)
         full = self.upsampling2(mid.transpose(1, 2)).transpose(1, 2)
         return MeshTransformerOutput(verts_crm=full, verts_mid=mid, verts_coarse=coarse, joints_tokens=body[:, :j],
-                                     contact_crm_out=cp)  # fmt: skip
+                                     contact_crm_out=cp, intermediates=inter)  # fmt: skip

@@ -34,9 +34,13 @@ non-finite image raise ValueError naming the field.
 `quirks=True` (spec §8, needed for bit-parity with the released weights): softmax over sigmoid(conf);
 anchor − voxel-centre feature sign; `bi_f` with S (224) while uv01 uses S − 1 (it cancels in z); GT
 heatmap y divided by the box width; torchsparse-1.4 truncating coarse voxel coordinates
-(`rounding="trunc"`); all-frustum fallback. `quirks=False` (default for training from scratch): the clean
-counterparts (softmax over the logits, centre − anchor, S − 1 everywhere, floor rounding, explicit
-fallback).
+(`rounding="trunc"`, its own field: set `rounding` explicitly to combine otherwise); all-frustum fallback.
+`quirks=False` (default for training from scratch): the clean counterparts (softmax over the logits,
+centre − anchor, S − 1 everywhere, floor rounding, explicit fallback).
+
+`return_intermediates=True` fills `RCNetOutput.intermediates` with what a parity test compares:
+`spvcnn_in` (N, 35) the SPVCNN input features, `spvcnn_out` (N, 12), and the SPVCNN stage outputs
+`spv_{stem,stage1..4,up1..4}_{feats,coords,stride}` (see `SPVCNN.forward`), of the last scene pass.
 """
 
 from __future__ import annotations
@@ -94,6 +98,10 @@ class RCNetConfig:
     refine_iters: int = 2
     extra_flip: bool = False
     quirks: bool = False
+    # Coarse voxel coordinates of the SPVCNN's strided convs: "floor" (clean; consistent with the
+    # point<->voxel ops) or "trunc" (torchsparse 1.4 under torch 1.12, whose integer `//` truncated toward
+    # zero: what the released weights were trained with, spec §3.5). None = "trunc" with quirks, else "floor".
+    rounding: str | None = None
     sparse_backend: str = "torch"
     # supervision (spec §5.3-5.4)
     voxel_label_dist: float = 0.10
@@ -107,6 +115,11 @@ class RCNetConfig:
     })  # fmt: skip
 
     def __post_init__(self) -> None:
+        if self.rounding is None:
+            self.rounding = "trunc" if self.quirks else "floor"
+        if self.rounding not in ("floor", "trunc"):
+            raise ValueError(f"RCNetConfig.rounding: expected 'floor' or 'trunc' (torchsparse 1.4 / released "
+                             f"weights), got {self.rounding!r}")  # fmt: skip
         if isinstance(self.refine_iters, bool) or not isinstance(self.refine_iters, int) or self.refine_iters < 1:
             raise ValueError(f"RCNetConfig.refine_iters: expected an integer >= 1 (1 = the original single scene "
                              f"pass), got {self.refine_iters!r}")  # fmt: skip
@@ -124,14 +137,10 @@ class RCNetConfig:
         bad = set(overrides) - {f.name for f in fields(cls)}
         if bad:
             raise ValueError(f"unknown RCNetConfig fields: {sorted(bad)}")
-        return replace(base, **overrides)
+        return replace(base, **{"rounding": None, **overrides})  # None: follows `quirks` (see __post_init__)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @property
-    def rounding(self) -> str:
-        return "trunc" if self.quirks else "floor"
 
 
 @dataclass
@@ -152,7 +161,8 @@ class RCNetOutput:
     voxel_seg_logits: (N, 8); voxel_seg_label: (N,) argmax; voxel_weight: (N,) vote weights (sum 1 per sample).
     pelvis_refined_cam: (B, 3). contact_points_cam: (Q, 3); contact_points_part: (Q,) int64 in 1..7;
     contact_points_batch: (Q,). fallback: (B,) bool (no voxel: refined = anchor, no contact points).
-    voxel_size: float metres.
+    voxel_size: float metres. intermediates: None, or (return_intermediates=True) the dict of the module
+    docstring.
     """
 
     pelvis_hm: Tensor
@@ -184,6 +194,7 @@ class RCNetOutput:
     contact_points_batch: Tensor
     fallback: Tensor
     voxel_size: float
+    intermediates: dict[str, Any] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -242,11 +253,13 @@ def coarse_pelvis_from_maps(pelvis_hm: Tensor, depth_map: Tensor, K: Tensor, bbx
 def project_to_uv01(points: Tensor, batch: Tensor, K: Tensor, bbx_lurb: Tensor) -> Tensor:
     """Box-normalised coords (P, 2) of camera points (P, 3) of samples `batch`; non-finite -> −10."""
     Kp = K[batch]
-    h = torch.einsum("pij,pj->pi", Kp, points)
-    uv = h[:, :2] / h[:, 2:3]
+    # normalise by depth first, then apply K (the original's float rounding: ~1e-4 closer image features)
+    z = points[:, 2:3]
+    h = torch.einsum("pij,pj->pi", Kp, points / z)
+    uv = h[:, :2]
     box = bbx_lurb[batch]
     uv01 = (uv - box[:, :2]) / (box[:, 2:] - box[:, :2])
-    ok = torch.isfinite(uv01).all(1, keepdim=True) & (h[:, 2:3] > 0)
+    ok = torch.isfinite(uv01).all(1, keepdim=True) & (z > 0)
     return torch.where(ok, uv01, torch.full_like(uv01, -10.0))
 
 
@@ -258,8 +271,9 @@ def sample_image_features(fmap: Tensor, batch: Tensor, uv01: Tensor) -> Tensor:
     differentiable w.r.t. fmap.
     """
     b, c, h, w = fmap.shape
-    x = uv01[:, 0] * (w - 1)
-    y = uv01[:, 1] * (h - 1)
+    g = 2.0 * uv01 - 1.0  # the grid of grid_sample, unnormalised as it does (same float rounding)
+    x = (g[:, 0] + 1.0) / 2.0 * (w - 1)
+    y = (g[:, 1] + 1.0) / 2.0 * (h - 1)
     x0, y0 = torch.floor(x), torch.floor(y)
     flat = fmap.permute(0, 2, 3, 1).reshape(b * h * w, c)
     out = fmap.new_zeros(uv01.shape[0], c)
@@ -390,12 +404,13 @@ class RCNet(nn.Module):
         pelvis_gt_cam: Tensor | None = None,
         generator: torch.Generator | None = None,
         anchor_cam: Tensor | None = None,
+        return_intermediates: bool = False,
     ) -> RCNetOutput:
         """image (B, 3, S, S) in [0, 1]; K (B, 3, 3); bbx_lurb (B, 4) full-image px; points_cam (P, 3)
         frustum scene points (camera frame) with points_batch (P,) int64; pelvis_gt_cam (B, 3) and
         generator: only used in training mode (noisy-GT anchors; no noise when either is None);
         anchor_cam (B, 3): an explicit middle anchor replacing the coarse pelvis (oracle-root studies,
-        benchmarks); the training noise is then not applied."""
+        benchmarks); the training noise is then not applied. return_intermediates: fill `intermediates`."""
         cfg = self.cfg
         K = K.float()
         bbx_lurb = bbx_lurb.float()
@@ -430,22 +445,25 @@ class RCNet(nn.Module):
                 noise = torch.randn(bsz, 3, generator=generator, device=generator.device).to(dev)
                 anchor = torch.where(noisy[:, None], gt + cfg.train_anchor_noise_std * noise, anchor)
 
-        scene = self._scene_pass(anchor, feat_map, K, bbx_lurb, points_cam, points_batch)
+        inter = {} if return_intermediates else None
+        scene = self._scene_pass(anchor, feat_map, K, bbx_lurb, points_cam, points_batch, inter)
         if not self.training and anchor_cam is None:
             for _ in range(cfg.refine_iters - 1):  # re-anchor at the refined pelvis (inference only)
-                scene = self._scene_pass(scene["pelvis_refined_cam"].detach(), feat_map, K, bbx_lurb, points_cam, points_batch)
+                scene = self._scene_pass(scene["pelvis_refined_cam"].detach(), feat_map, K, bbx_lurb, points_cam,
+                                         points_batch, inter)  # fmt: skip
 
         return RCNetOutput(
             pelvis_hm=pelvis_hm, depth_map=depth_map, feat_map=feat_map, contact_hm=contact_hm,
             contact_hm_flip=contact_hm_flip, pelvis_hm_uv=uv, pelvis_uv01=uv01, pelvis_z_coarse=z,
-            pelvis_coarse_cam=pelvis_coarse, bi_f=bi_f, noisy_gt_anchor=noisy, voxel_size=cfg.voxel_size, **scene,
+            pelvis_coarse_cam=pelvis_coarse, bi_f=bi_f, noisy_gt_anchor=noisy, voxel_size=cfg.voxel_size,
+            intermediates=inter, **scene,
         )  # fmt: skip
 
     def _scene_pass(self, anchor: Tensor, feat_map: Tensor, K: Tensor, bbx_lurb: Tensor, points_cam: Tensor,
-                    points_batch: Tensor) -> dict[str, Tensor]:  # fmt: skip
+                    points_batch: Tensor, inter: dict | None = None) -> dict[str, Tensor]:  # fmt: skip
         """One scene-branch pass (steps 3-8 of the module docstring) around the middle anchors `anchor`
         (B, 3): neighbourhood, voxels, SPVCNN, vote, contact points -> the RCNetOutput fields from
-        `anchor_cam` on (a dict)."""
+        `anchor_cam` on (a dict). `inter`: a dict to fill with the SPVCNN input/outputs, or None."""
         cfg = self.cfg
         bsz, dev = anchor.shape[0], anchor.device
         with torch.no_grad():
@@ -463,7 +481,8 @@ class RCNet(nn.Module):
             vox, _, point_voxel = voxelize(near_pts, near_b, cfg.voxel_size, batch_size=bsz, rounding=cfg.rounding)
             coords = vox.coords
             vbatch = coords[:, 0]
-            centres = (coords[:, 1:].to(points_cam.dtype) + 0.5) * cfg.voxel_size
+            # coord·s + s/2, not (coord + 0.5)·s: the original's float rounding (up to 5e-7 m apart)
+            centres = coords[:, 1:].to(points_cam.dtype) * cfg.voxel_size + cfg.voxel_size / 2
             vox_uv01 = project_to_uv01(centres, vbatch, K, bbx_lurb)
 
         n_vox = coords.shape[0]
@@ -472,7 +491,12 @@ class RCNet(nn.Module):
         feats = torch.cat([rel, img_feat], 1)
         run_sparse = n_vox >= 2 or (n_vox == 1 and not self.training)
         if run_sparse:
-            out = self.contact_net(SparseVoxelTensor(feats, coords, 1, vox.manager))
+            x = SparseVoxelTensor(feats, coords, 1, vox.manager)
+            if inter is not None:
+                out, stages = self.contact_net(x, return_intermediates=True)
+                inter.update(stages, spvcnn_in=feats, spvcnn_out=out)
+            else:
+                out = self.contact_net(x)
         else:  # nothing (or a single voxel in training: BatchNorm needs 2 rows) -> every sample falls back
             out = feats.new_zeros(n_vox, self.contact_net.out_channels) + 0.0 * feats.sum()
         conf, offset, seg = out[:, 0], out[:, 1:4], out[:, 4:]

@@ -151,33 +151,45 @@ class SPVCNN(nn.Module):
         y = block[0](y)
         return block[1](sparse_cat([y, skip]))
 
-    def forward(self, x: SparseVoxelTensor) -> Tensor:
-        """x: stride-1 SparseVoxelTensor, feats (N, in_channels) -> (N, out_channels)."""
+    def forward(self, x: SparseVoxelTensor, return_intermediates: bool = False) -> Tensor | tuple[Tensor, dict]:
+        """x: stride-1 SparseVoxelTensor, feats (N, in_channels) -> (N, out_channels).
+
+        return_intermediates: also return {`spv_<name>_feats` (M, C), `spv_<name>_coords` (M, 4) int64
+        [b, x, y, z], `spv_<name>_stride` int} for name in stem, stage1..4, up1..4 (`up<n>` = after the
+        concat and its two residual blocks; the original's `spv_*` reference arrays)."""
+        inter: dict = {}
+
+        def keep(name: str, t: SparseVoxelTensor) -> SparseVoxelTensor:
+            if return_intermediates:
+                inter.update({f"spv_{name}_feats": t.feats, f"spv_{name}_coords": t.coords, f"spv_{name}_stride": t.stride})
+            return t
+
         if x.stride != 1:
             raise ValueError(f"SPVCNN expects a stride-1 voxel tensor, got stride {x.stride}")
         x = x.replace_feats(self.fc_in(x.feats))
         z = PointTensor.from_voxels(x)  # one point per voxel at its integer coordinate
-        x0 = self.stem(x)
+        x0 = keep("stem", self.stem(x))
         z0 = voxel_to_point(x0, z)
         x1 = point_to_voxel(x0, z0)
-        x1 = self.stage1(x1)
-        x2 = self.stage2(x1)
-        x3 = self.stage3(x2)
-        x4 = self.stage4(x3)
+        x1 = keep("stage1", self.stage1(x1))
+        x2 = keep("stage2", self.stage2(x1))
+        x3 = keep("stage3", self.stage3(x2))
+        x4 = keep("stage4", self.stage4(x3))
         z1 = voxel_to_point(x4, z0)
         z1 = z1.replace_feats(z1.feats + self.point_transforms[0](z0.feats))
 
         y1 = point_to_voxel(x4, z1)
         y1 = y1.replace_feats(self.dropout(y1.feats))
-        y1 = self._up(self.up1, y1, x3)
-        y2 = self._up(self.up2, y1, x2)
+        y1 = keep("up1", self._up(self.up1, y1, x3))
+        y2 = keep("up2", self._up(self.up2, y1, x2))
         z2 = voxel_to_point(y2, z1)
         z2 = z2.replace_feats(z2.feats + self.point_transforms[1](z1.feats))
 
         y3 = point_to_voxel(y2, z2)
         y3 = y3.replace_feats(self.dropout(y3.feats))
-        y3 = self._up(self.up3, y3, x1)
-        y4 = self._up(self.up4, y3, x0)
+        y3 = keep("up3", self._up(self.up3, y3, x1))
+        y4 = keep("up4", self._up(self.up4, y3, x0))
         z3 = voxel_to_point(y4, z2)
         z3 = z3.replace_feats(z3.feats + self.point_transforms[2](z2.feats))
-        return self.classifier(z3.feats)
+        out = self.classifier(z3.feats)
+        return (out, inter) if return_intermediates else out

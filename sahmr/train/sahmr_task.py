@@ -23,6 +23,12 @@ Parameters:
     HRNet (spec §5.5), which the open kit does not have; RCNet's trunk, trained on pelvis and contact-part
     heatmaps, is the nearest substitute (on 125 baseline steps: val PA-MPJPE 223 -> 192 mm).
 
+  contact_sampling: "kit" (default) or "original" (the original's with-replacement draw, seeded, also at
+    test time; what converted release checkpoints use, see `sahmr convert`).
+  init_mesh_ckpt: start the mesh transformer from a converted METRO file or a full SAHMR checkpoint
+    (`load_mesh_init`; with init_backbone "none"). `rcnet_ckpt` may also be a full SAHMR checkpoint (its
+    `rcnet.*` part is used).
+
 `training_step` needs `model.train()` (the loop does it; RCNet stays in eval); the generator drives the
 noisy-GT origin and the random contact subsets. Stats: `loss/<name>`, `loss/total`, `noisy_gt_pelvis_frac`,
 `contact_points_per_sample`, and the metrics below as batch means. `validation_metrics`: MPJPE, MPVE,
@@ -47,7 +53,7 @@ from sahmr.models.sahmr import SAHMR, ImageOnlyBaseline
 
 from .sahmr_losses import SAHMR_LOSS_WEIGHTS, sahmr_losses, sahmr_metrics
 
-__all__ = ["SAHMRTask", "BaselineTask", "load_rcnet_checkpoint"]
+__all__ = ["SAHMRTask", "BaselineTask", "load_rcnet_checkpoint", "load_mesh_init"]
 
 
 def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
@@ -59,12 +65,9 @@ def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
     if not p.is_file():
         raise FileNotFoundError(f"RCNet checkpoint not found: {p} (task parameter rcnet_ckpt). Train RCNet first "
                                 "(`sahmr train rcnet`, output <out>/final.ckpt) or fix the path.")  # fmt: skip
-    obj = torch.load(p, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "network", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{p}: expected a state dict (name -> tensor) of RCNet")
+    obj = _state_dict_of(p, "RCNet")
+    if any(k.startswith("metro_enhanced.") for k in obj):  # a full SAHMR checkpoint: take its RCNet
+        obj = {k[len("rcnet."):]: v for k, v in obj.items() if k.startswith("rcnet.")}
     own = rcnet.state_dict()
     sd = {}
     for k, v in obj.items():
@@ -82,6 +85,46 @@ def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
     rcnet.load_state_dict(sd, strict=True)
 
 
+def _state_dict_of(path: Path, what: str) -> dict[str, Tensor]:
+    """The state dict in `path` (plain, or under "state_dict" / "network" / "model"), read safely."""
+    from sahmr.models.convert import read_checkpoint
+
+    obj = read_checkpoint(path)
+    for key in ("state_dict", "network", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor) of {what}")
+    return obj
+
+
+def load_mesh_init(mesh: nn.Module, path: str | Path) -> list[str]:
+    """Initialise the mesh transformer from `path`: a converted METRO file (`sahmr convert
+    metro_3dpw_state_dict.bin`: the contact-branch layers `linear_cp`/`loftr_layer` are absent and keep
+    their init, as in the original, spec §4.4) or a full SAHMR checkpoint (its `metro_enhanced.*`).
+    Returns the keys left at their init; anything else that does not fit raises ValueError."""
+    import re
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"mesh-transformer init not found: {p} (task parameter init_mesh_ckpt); convert "
+                                "METRO's weights with `sahmr convert metro_3dpw_state_dict.bin --out DIR`")  # fmt: skip
+    sd = _state_dict_of(p, "the mesh transformer")
+    if any(k.startswith("metro_enhanced.") for k in sd):
+        sd = {k[len("metro_enhanced."):]: v for k, v in sd.items() if k.startswith("metro_enhanced.")}
+    own = mesh.state_dict()
+    unexpected = [k for k in sd if k not in own]
+    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if k in own and v.shape != own[k].shape]
+    missing = [k for k in own if k not in sd]
+    not_new = [k for k in missing if not re.search(r"\.(linear_cp|loftr_layer)\.", k)]
+    if unexpected or bad or not_new:
+        raise ValueError(f"{p} does not fit the mesh transformer of preset {mesh.cfg.name!r}: {len(unexpected)} unexpected "
+                         f"{unexpected[:3]}, {len(bad)} shape mismatches {bad[:2]}, {len(not_new)} missing outside the "
+                         f"contact branch {not_new[:3]}")  # fmt: skip
+    mesh.load_state_dict(sd, strict=False)
+    return missing
+
+
 class SAHMRTask:
     model_cls = SAHMR
     task_name = "sahmr"
@@ -89,7 +132,8 @@ class SAHMRTask:
     def __init__(self, preset: str = "cpu", rcnet_ckpt: str | Path | None = None, body_model: str | Path = "sahmr-open",
                  model: dict[str, Any] | None = None, rcnet: dict[str, Any] | None = None,
                  loss_weights: dict[str, float] | None = None, corr_points_quirk: bool = True,
-                 pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08, init_backbone: str = "rcnet"):  # fmt: skip
+                 pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08, init_backbone: str = "rcnet",
+                 contact_sampling: str = "kit", init_mesh_ckpt: str | Path | None = None):  # fmt: skip
         self.name = self.task_name
         self.rcnet_cfg = RCNetConfig.preset(preset, **(rcnet or {}))
         self.mesh_cfg = MeshTransformerConfig.preset(preset, **(model or {}))
@@ -111,9 +155,18 @@ class SAHMRTask:
             raise ValueError("model.backbone_weights is set and init_backbone is 'rcnet': the trunk would be "
                              "overwritten by RCNet's. Set init_backbone: none to use the weights file.")  # fmt: skip
         self.init_backbone = init_backbone
+        from sahmr.models.sahmr import CONTACT_SAMPLING_MODES
+
+        if contact_sampling not in CONTACT_SAMPLING_MODES:
+            raise ValueError(f"contact_sampling: expected one of {CONTACT_SAMPLING_MODES}, got {contact_sampling!r}")
+        self.contact_sampling = contact_sampling
+        if init_mesh_ckpt and init_backbone == "rcnet":
+            raise ValueError("init_mesh_ckpt is set and init_backbone is 'rcnet': the trunk would be overwritten by "
+                             "RCNet's. Set init_backbone: none to start from the init_mesh_ckpt weights.")  # fmt: skip
+        self.init_mesh_ckpt = init_mesh_ckpt or None
 
     _KEYS = ("preset", "rcnet_ckpt", "body_model", "model", "rcnet", "loss_weights", "corr_points_quirk",
-             "pelvis_noise_thr", "pelvis_noise_std", "init_backbone")  # fmt: skip
+             "pelvis_noise_thr", "pelvis_noise_std", "init_backbone", "contact_sampling", "init_mesh_ckpt")  # fmt: skip
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "SAHMRTask":
@@ -131,9 +184,12 @@ class SAHMRTask:
         if load_rcnet:
             load_rcnet_checkpoint(rcnet, self.rcnet_ckpt)
         body = BodyModel.load(self.body_model)
-        model = self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std)
+        model = self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std,
+                               contact_sampling=self.contact_sampling)  # fmt: skip
         if load_rcnet and self.init_backbone == "rcnet":
             copy_trunk_weights(rcnet.root_net.hrnet, model.metro_enhanced.backbone)
+        if load_rcnet and self.init_mesh_ckpt is not None:
+            load_mesh_init(model.metro_enhanced, self.init_mesh_ckpt)
         return model
 
     def optimizer_groups(self, model: nn.Module) -> list[dict]:

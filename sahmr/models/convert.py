@@ -59,15 +59,16 @@ class Conversion:
 
     kind: one of KINDS. state_dict: kit key -> tensor (the values of the source, not copied).
     dropped: source key (without prefix) -> (tensor, reason). prefix: the prefix stripped from every source
-    key ("net." or "" or "module."). wrapped: the source held its tensors under "network". extra: the
-    source's non-tensor top-level entries (e.g. {"epoch": 30}).
+    key ("net." or "" or "module."). wrapper: the top-level key the source held its tensors under
+    ("network", "state_dict") or None (a plain state dict). extra: the source's other top-level entries
+    (e.g. {"epoch": 30}).
     """
 
     kind: str
     state_dict: "OrderedDict[str, Tensor]"
     dropped: "OrderedDict[str, tuple[Tensor, str]]"
     prefix: str = ""
-    wrapped: bool = False
+    wrapper: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # source keys (without prefix), in file order
 
@@ -92,7 +93,7 @@ class Conversion:
         for k in self.order:
             t = self.state_dict[_to_kit_key(self.kind, k)] if k not in self.dropped else self.dropped[k][0]
             back[self.prefix + k] = t
-        return {"network": back, **self.extra} if self.wrapped else back
+        return {self.wrapper: back, **self.extra} if self.wrapper else back
 
 
 def _to_kit_key(kind: str, key: str) -> str:
@@ -119,18 +120,19 @@ def read_checkpoint(path: str | Path) -> Any:
                               "Download it again.") from None  # fmt: skip
 
 
-def _tensors(obj: Any, where: str) -> tuple[dict[str, Tensor], bool, dict[str, Any]]:
-    """(the tensor dict, wrapped under "network", other top-level entries)."""
-    if isinstance(obj, dict) and isinstance(obj.get("network"), dict):
-        sd, wrapped, extra = obj["network"], True, {k: v for k, v in obj.items() if k != "network"}
+def _tensors(obj: Any, where: str) -> tuple[dict[str, Tensor], str | None, dict[str, Any]]:
+    """(the tensor dict, the top-level key holding it or None, other top-level entries)."""
+    wrapper = next((k for k in ("network", "state_dict") if isinstance(obj, dict) and isinstance(obj.get(k), dict)), None)
+    if wrapper is not None:
+        sd, extra = obj[wrapper], {k: v for k, v in obj.items() if k != wrapper}
     elif isinstance(obj, dict):
-        sd, wrapped, extra = obj, False, {}
+        sd, extra = obj, {}
     else:
         raise CheckpointError(f"{where}: expected a state dict (or {{'network': state dict}}), got {type(obj).__name__}")
     bad = [k for k, v in sd.items() if not isinstance(v, Tensor)]
     if bad or not sd:
         raise CheckpointError(f"{where}: expected name -> tensor entries, got {'no entries' if not sd else repr(bad[:3])}")
-    return sd, wrapped, extra
+    return sd, wrapper, extra
 
 
 def detect_kind(keys: list[str]) -> tuple[str, str]:
@@ -179,7 +181,7 @@ def convert_state_dict(obj: Any, where: str = "checkpoint", expected: dict[str, 
     expected: kit key -> shape to check against (default: `expected_state_shapes(kind)`). Raises
     CheckpointError naming the first unknown keys, missing keys and shape mismatches.
     """
-    sd, wrapped, extra = _tensors(obj, where)
+    sd, wrapper, extra = _tensors(obj, where)
     keys = list(sd)
     kind, prefix = detect_kind(keys)
     expected = expected_state_shapes(kind) if expected is None else expected
@@ -213,7 +215,7 @@ def convert_state_dict(obj: Any, where: str = "checkpoint", expected: dict[str, 
             parts.append(f"{len(mismatch)} shape mismatches (first: {'; '.join(mismatch[:2])})")
         raise CheckpointError(f"{where}: a '{kind}' checkpoint of another layout: {'; '.join(parts)}. The kit reads the "
                               "original SA-HMR release layout (spec §4.4, docs/reference/original-state-dict-keys.txt)")  # fmt: skip
-    return Conversion(kind, kit, dropped, prefix, wrapped, extra, order)
+    return Conversion(kind, kit, dropped, prefix, wrapper, extra, order)
 
 
 def _optional_missing(kind: str):

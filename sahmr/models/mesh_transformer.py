@@ -32,7 +32,7 @@ Parameter names follow the original's `metro_enhanced.*` keys (`backbone.*` = ti
 `trans_encoder.{e}.bert.encoder.layer.{l}.attention.self.query`, `...linear_cp.{0,1}`, `...loftr_layer`,
 `.bert.position_embeddings`, `.bert.img_embedding`, `.cls_head`, `.residual`, `conv_learn_tokens`,
 `upsampling`, `upsampling2`); the unused BERT word/type embeddings and pooler are not built
-(see `sahmr.models.metro_checkpoint_map`).
+(`sahmr convert` drops them, see `sahmr.models.convert`).
 
 `quirks=True` indexes the part positional tokens without the +J joint offset (released weights, spec
 §4.2 NOTE); `quirks=False` uses the part's own vertex positions.

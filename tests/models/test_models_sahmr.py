@@ -1,9 +1,7 @@
-"""Mesh transformer, SAHMR, the image-only baseline, their losses/tasks and the METRO state-dict layout."""
+"""Mesh transformer, SAHMR, the image-only baseline and their losses/tasks."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,17 +12,12 @@ from sahmr.models.mesh_transformer import (
     linear_attention,
     pad_contact_points,
 )
-from sahmr.models.metro_checkpoint_map import compare_metro_state_dict, load_original_metro_state_dict
 from sahmr.models.rcnet import RCNet, RCNetConfig
 from sahmr.models.sahmr import SAHMR, ImageOnlyBaseline
 from sahmr.train.sahmr_losses import sahmr_losses
 from sahmr.train.sahmr_task import BaselineTask, SAHMRTask
 
 from .sahmr_stub_body import StubBody
-
-_CANDIDATES = [os.environ.get("SAHMR_ORIGINAL_KEYS", ""), "/work/shared/reference/original-state-dict-keys.txt",
-               str(Path(__file__).resolve().parents[2] / "docs" / "reference" / "original-state-dict-keys.txt")]  # fmt: skip
-KEYS_FILE = next((Path(p) for p in _CANDIDATES if p and Path(p).is_file()), None)
 
 
 @pytest.fixture(scope="module")
@@ -64,34 +57,6 @@ def test_sahmr_paper_forward_backward_shapes(paper_net):
               enc0.encoder.linear_cp[1].mlp[0].weight, net.upsampling2.weight, net.backbone.conv1.weight):  # fmt: skip
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
     net.zero_grad(set_to_none=True)
-
-
-@pytest.mark.skipif(KEYS_FILE is None, reason="original-state-dict-keys.txt not available")
-def test_sahmr_metro_state_dict_matches_the_original_layout(paper_net):
-    rep = compare_metro_state_dict(paper_net, KEYS_FILE)
-    print(f"\nMETRO_enhanced vs original: {rep['n_original']} keys, ours {rep['n_ours']}, matched {len(rep['matched'])}, "
-          f"renamed {len(rep['renamed'])}, dropped (unused embeddings/pooler) {len(rep['dropped'])} "
-          f"({rep['dropped_numel'] / 1e6:.1f} M), shape mismatch {rep['shape_mismatch']}, missing {rep['missing']}, "
-          f"extra {rep['extra']}; numel {rep['ours_numel']} + dropped = {rep['ours_numel'] + rep['dropped_numel']} "
-          f"vs {rep['original_numel']}")  # fmt: skip
-    assert rep["matched_fraction_used"] == 1.0 and rep["matched_fraction"] > 0.99
-    assert not rep["shape_mismatch"] and not rep["missing"] and not rep["extra"]
-    assert len(rep["dropped"]) == 21  # 3 encoders x (5 embedding + 2 pooler) keys
-    assert rep["ours_numel"] + rep["dropped_numel"] == rep["original_numel"]
-
-
-def test_sahmr_metro_loader_roundtrip(paper_net):
-    sd = {f"net.metro_enhanced.{k}": torch.zeros_like(v) for k, v in paper_net.state_dict().items()}
-    sd["net.metro_enhanced.trans_encoder.0.bert.pooler.dense.bias"] = torch.zeros(1024)
-    sd["net.rcnet.root_net.out_conv.bias"] = torch.zeros(41)
-    before = paper_net.upsampling.bias.clone()
-    sd["net.metro_enhanced.upsampling.bias"] = before + 1.0
-    res = load_original_metro_state_dict(paper_net, sd)
-    assert res["missing"] == [] and len(res["ignored"]) == 2
-    torch.testing.assert_close(paper_net.upsampling.bias, before + 1.0)
-    del sd["net.metro_enhanced.upsampling.bias"]
-    with pytest.raises(ValueError, match="missing"):
-        load_original_metro_state_dict(paper_net, sd)
 
 
 # -------------------------------------------------------------------------------- building blocks

@@ -13,61 +13,16 @@ continuous outputs max|kit − original| <= 1e-5 · max|original| (float32 CPU; 
 
 from __future__ import annotations
 
-import importlib.util
-from collections import OrderedDict
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from sahmr.models.convert import convert_state_dict
-from sahmr.models.mesh_transformer import MeshTopology, MeshTransformer, MeshTransformerConfig, pad_contact_points
-from sahmr.models.rcnet import RCNet, RCNetConfig
-from sahmr.models.sahmr import SAHMR
+from sahmr.models.mesh_transformer import pad_contact_points
 
-ROOT = Path(__file__).resolve().parents[2]
-ORACLE = ROOT / "tests" / "fixtures" / "oracle"
-NET = ORACLE / "original-net-seed0"
-KEYS = ROOT / "docs" / "reference" / "original-state-dict-keys.txt"
-REL_TOL = 1e-5
-MODES = ("trunc", "floor")
-
-
-def make_weights_module():
-    spec = importlib.util.spec_from_file_location("oracle_make_weights", ORACLE / "make_weights.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def original_checkpoint(seed: int = 0) -> dict:
-    """The object `torch.load(sahmr_*_e30.pth)` returns, for make_weights.py's synthetic weights."""
-    mw = make_weights_module()
-    keys = mw.parse_keys(str(KEYS))
-    all_keys = {k for k, _ in keys}
-    sd = OrderedDict()
-    for k, shape in keys:
-        t = mw.make_tensor(k, shape, all_keys, seed).contiguous()
-        sd["net." + k] = t if t.dtype == torch.int64 else t.float()
-    return {"network": sd, "epoch": 30}
-
-
-def oracle_topology(inputs) -> MeshTopology:
-    """The original's template tokens and coarse part ids, as saved by the oracle run."""
-    return MeshTopology((6890, 1723, 431), torch.as_tensor(inputs["init_joints14"][0]),
-                        torch.as_tensor(inputs["init_verts431"][0]), torch.as_tensor(inputs["verts431_pids"]))  # fmt: skip
-
-
-def build_parity_model(state_dict: dict, inputs, rounding: str = "trunc") -> SAHMR:
-    rc = RCNet(RCNetConfig.preset("paper", quirks=True, rounding=rounding))
-    mesh = MeshTransformer(MeshTransformerConfig.preset("paper", quirks=True), topology=oracle_topology(inputs))
-    # the regressor only feeds joints14 / verts_root, which the oracle's mirror regressor (absent) defines
-    model = SAHMR(rc, mesh, eval_regressor=torch.full((17, 6890), 1.0 / 6890), contact_sampling="original")
-    model.load_state_dict(state_dict, strict=True)
-    return model.eval()
-
+from .oracle import MODES, NET, REL_TOL, build_parity_model, oracle_batch, original_checkpoint
 
 @pytest.fixture(scope="module")
 def inputs():
@@ -89,18 +44,14 @@ def model(conversion, inputs):
 def outputs(model, inputs):
     """Kit outputs per mode, with the original's recorded contact draws injected."""
     res = {}
-    img = torch.as_tensor(inputs["image_uint8"]).float() / 255.0
-    pts = [torch.as_tensor(inputs[f"c_pcFst_all_{b}"]) for b in range(2)]
-    P = torch.cat(pts)
-    Pb = torch.cat([torch.full((len(p),), b) for b, p in enumerate(pts)])
+    img, K, box, P, Pb = oracle_batch(inputs)
     base_cfg = model.rcnet.cfg
     for mode in MODES:
         mesh_ref = np.load(NET / f"mesh_{mode}.npz")
         idx = torch.stack([torch.as_tensor(mesh_ref[f"pcSeg_sample_idx_{b}"]) for b in range(2)])
         model.rcnet.cfg = replace(base_cfg, rounding=mode)  # same weights, the other coarse-coordinate rule
         with torch.no_grad():
-            res[mode] = model(img, torch.as_tensor(inputs["K"]), torch.as_tensor(inputs["bbx_lurb"]), P, Pb,
-                              contact_indices=idx, return_intermediates=True)  # fmt: skip
+            res[mode] = model(img, K, box, P, Pb, contact_indices=idx, return_intermediates=True)
     model.rcnet.cfg = base_cfg
     return res
 

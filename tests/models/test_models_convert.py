@@ -147,3 +147,38 @@ def test_converted_checkpoint_with_mismatched_params(tmp_path):
     with pytest.raises(CheckpointError, match=r"rcnet\.ckpt does not fit this RCNet.*shape mismatches.*out_conv\.weight"
                        r".*params it was converted/trained with"):  # fmt: skip
         load_converted(RCNet(RCNetConfig.preset("cpu")), ckpt, what="RCNet")
+
+
+def test_converted_files_initialise_training(tmp_path, open_model_path):
+    """A converted release (a full SAHMR state dict) serves as rcnet_ckpt and init_mesh_ckpt; a converted METRO
+    file (no contact branch) initialises everything but linear_cp / loftr_layer."""
+    import re
+
+    from sahmr.train.sahmr_task import SAHMRTask
+
+    kw = dict(preset="cpu", body_model=str(open_model_path), model={"num_layers": 1}, init_backbone="none")
+    torch.manual_seed(1)
+    src = SAHMRTask(**kw).build_model(load_rcnet=False)
+    full = tmp_path / "sahmr.ckpt"
+    torch.save({"state_dict": src.state_dict(), "kind": "sahmr"}, full)
+    torch.manual_seed(2)
+    model = SAHMRTask(**kw, rcnet_ckpt=str(full), init_mesh_ckpt=str(full)).build_model()
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+    mesh_sd = {k: v for k, v in src.metro_enhanced.state_dict().items() if not re.search(r"\.(linear_cp|loftr_layer)\.", k)}
+    metro = tmp_path / "metro_init.ckpt"
+    torch.save({"state_dict": mesh_sd}, metro)
+    torch.manual_seed(3)
+    model = SAHMRTask(**kw, rcnet_ckpt=str(full), init_mesh_ckpt=str(metro)).build_model()
+    own = model.metro_enhanced.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in mesh_sd.items())
+    kept = [k for k in own if k not in mesh_sd]
+    assert kept and not any(torch.equal(own[k], src.metro_enhanced.state_dict()[k]) for k in kept if k.endswith("q_proj.weight"))
+
+    del mesh_sd["conv_learn_tokens.weight"]
+    torch.save({"state_dict": mesh_sd}, metro)
+    with pytest.raises(ValueError, match=r"metro_init\.ckpt does not fit.*missing outside the contact branch \['conv_learn_tokens\.weight'\]"):
+        SAHMRTask(**kw, rcnet_ckpt=str(full), init_mesh_ckpt=str(metro)).build_model()
+    with pytest.raises(ValueError, match="init_backbone: none"):
+        SAHMRTask(preset="cpu", init_mesh_ckpt=str(metro))

@@ -184,3 +184,21 @@ def test_modes_differ_where_the_original_says(outputs):
     assert int(a.contact_points_cam.shape[0]) == 2965 + 156 and int(b.contact_points_cam.shape[0]) == 3072 + 158
     assert float((a.pelvis_refined_cam - b.pelvis_refined_cam).norm(dim=1).max()) > 0.01
 
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_converted_model_on_cuda_agrees_with_cpu(model, inputs, outputs):
+    """The converted paper model on CUDA: the same camera-frame mesh as on CPU within 1e-4 of its range."""
+    ref = np.load(NET / "mesh_trunc.npz")
+    idx = torch.stack([torch.as_tensor(ref[f"pcSeg_sample_idx_{b}"]) for b in range(2)])
+    cpu = outputs["trunc"].verts_cam
+    dev = torch.device("cuda")
+    model.to(dev)
+    try:
+        with torch.no_grad():
+            out = model(*oracle_batch(inputs, dev), contact_indices=idx.to(dev))
+        assert_close("CUDA vs CPU vertices (camera)", out.verts_cam.cpu(), cpu.numpy(), "trunc", rel=1e-4)
+        assert_close("CUDA vs original vertices (camera)", out.verts_cam.cpu(), ref["pred_c_verts"], "trunc", rel=1e-4)
+    finally:
+        model.to("cpu")

@@ -72,29 +72,59 @@ def official_arrays(raw: dict[str, Any], where: str) -> tuple[dict[str, np.ndarr
     return arrays, extra
 
 
-def _levels_from_graphcmr(path: Path, where_V: int) -> list[HierarchyLevel]:
-    """Hierarchy from the original's ``mesh_downsampling.npz`` (selection D, barycentric U, faces F)."""
-    z = safe_load_npz(path)
-    D, U, F = z["D"], z["U"], z["F"]
+def _levels_from_graphcmr(path: Path, n_verts: int) -> list[HierarchyLevel]:
+    """Hierarchy from the original's ``mesh_downsampling.npz`` (GraphCMR), as it is distributed.
+
+    The file is an ``np.savez`` of object arrays (Python-2 pickles of old scipy matrices):
+    ``A`` 3 sparse adjacency matrices (6890², 1723², 431²); ``U`` 2 sparse upsampling matrices
+    (6890, 1723) and (1723, 431), ≤ 3 barycentric weights a row; ``D`` 2 sparse selection matrices
+    (1723, 6890) and (431, 1723), one 1.0 a row at strictly increasing columns; ``F`` 3 face arrays
+    (13776, 3), (3442, 3), (858, 3); ``M`` meshes pickled as ``__main__.MyMesh``, a class of the
+    authors' script. Only ``D``, ``U``, ``F`` are read (restricted unpickler); ``A`` and ``M`` are not
+    opened. Level i gets ``down_idx (V_i,)``, ``up_idx/up_w (V_{i-1}, 3)`` and ``faces = F[i]``.
+    """
+    z = safe_load_npz(path, members=("D", "U", "F"))
+
+    def bad(member: str, msg: str) -> BodyModelFileError:
+        return BodyModelFileError(f"{path}:{member}.npy: {msg}")
+
+    def kind(x: Any) -> str:
+        return f"{type(x).__name__} {getattr(x, 'shape', '')}".strip()
+
+    for key, n in (("D", NUM_LEVELS), ("U", NUM_LEVELS), ("F", NUM_LEVELS + 1)):
+        if not isinstance(z[key], (np.ndarray, list, tuple)) or len(z[key]) < n:
+            raise bad(key, f"expected a list of {n} items, got {kind(z[key])}")
     levels = []
-    prev = where_V
+    prev = n_verts
     for i in range(NUM_LEVELS):
-        d = scipy.sparse.csr_matrix(D[i])
-        if d.shape[1] != prev or np.any(np.diff(d.indptr) != 1) or not np.allclose(d.data, 1.0):
-            raise BodyModelFileError(f"{path}: D[{i}] is not a selection matrix from {prev} vertices")
+        d, u, f = z["D"][i], z["U"][i], np.asarray(z["F"][i + 1])
+        if not scipy.sparse.issparse(d) or d.shape[1] != prev:
+            raise bad("D", f"item {i} is not a sparse matrix with {prev} columns ({kind(d)})")
+        d = scipy.sparse.csr_matrix(d)
+        d.sum_duplicates()
         down_idx = d.indices.astype(np.int64)
-        u = scipy.sparse.csr_matrix(U[i])
-        idx = np.zeros((u.shape[0], 3), np.int64)
-        w = np.zeros((u.shape[0], 3), np.float32)
-        for r in range(u.shape[0]):  # ≤ 3 entries a row; once at import time
-            s, e = u.indptr[r], u.indptr[r + 1]
-            if e - s > 3:
-                raise BodyModelFileError(f"{path}: U[{i}] row {r} has {e - s} > 3 entries")
-            idx[r, : e - s] = u.indices[s:e]
-            w[r, : e - s] = u.data[s:e]
-        w /= w.sum(1, keepdims=True)
-        levels.append(HierarchyLevel(down_idx, idx, w, np.asarray(F[i + 1], np.int64)))
-        prev = len(down_idx)
+        if np.any(np.diff(d.indptr) != 1) or not np.allclose(d.data, 1.0) or np.any(np.diff(down_idx) <= 0):
+            raise bad("D", f"item {i} is not a selection matrix (one 1.0 a row, increasing columns)")
+        n = len(down_idx)
+        if not scipy.sparse.issparse(u) or u.shape != (prev, n):
+            raise bad("U", f"item {i} is not a sparse ({prev}, {n}) matrix ({kind(u)})")
+        u = scipy.sparse.csr_matrix(u)
+        u.sum_duplicates()
+        u.eliminate_zeros()
+        counts = np.diff(u.indptr)
+        sums = np.asarray(u.sum(1)).ravel()
+        if np.any((counts < 1) | (counts > 3)) or np.any(sums <= 0):
+            r = int(np.flatnonzero((counts < 1) | (counts > 3) | (sums <= 0))[0])
+            raise bad("U", f"item {i} row {r} has {counts[r]} weights summing to {sums[r]:g}, not 1-3 barycentric weights")
+        rows = np.repeat(np.arange(prev), counts)
+        pos = np.arange(u.nnz) - u.indptr[rows]  # slot of each entry within its row
+        idx = np.repeat(u.indices[u.indptr[:-1]], 3).reshape(prev, 3).astype(np.int64)  # pad: 1st vertex, w 0
+        w = np.zeros((prev, 3))
+        idx[rows, pos], w[rows, pos] = u.indices, u.data
+        if f.dtype.kind not in "iu" or f.ndim != 2 or f.shape[1] != 3 or not f.size or f.min() < 0 or f.max() >= n:
+            raise bad("F", f"item {i + 1} is not a (F, 3) face array into {n} vertices (shape {f.shape})")
+        levels.append(HierarchyLevel(down_idx, idx, w / sums[:, None], f.astype(np.int64)))
+        prev = n
     return levels
 
 

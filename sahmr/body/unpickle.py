@@ -7,7 +7,9 @@ execute whatever callable the file names. Here every global a pickle asks for is
 allow-list: numpy array reconstruction, the object-construction helpers of ``copyreg``, and chumpy /
 scipy.sparse classes, which are replaced by inert stand-ins that only record their state. Everything
 else raises :class:`UnsafePickleError` naming the refused global. The companion files of the original
-project (``mesh_downsampling.npz`` object arrays, ``seg_part_info.npy``) are read the same way.
+project (``mesh_downsampling.npz`` object arrays, ``seg_part_info.npy``) are read the same way; from an
+``.npz`` only the members asked for are opened (``mesh_downsampling.npz``'s ``M`` holds instances of a
+class of the authors' own script, ``__main__.MyMesh``, and is never read).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import _compat_pickle
 import io
 import pickle
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +61,25 @@ class SparseMatrix(_Stateful):
     """Stand-in for a pickled scipy.sparse matrix (csc/csr/coo)."""
 
     def to_scipy(self) -> scipy.sparse.spmatrix:
+        """The matrix from its pickled ``__dict__``, as written by old (Python 2) or current scipy.
+
+        csr/csc: ``data, indices, indptr``; coo: ``data`` and ``row, col`` (scipy < 1.13) or
+        ``coords = (row, col)``; the shape is ``_shape`` (or ``shape`` in very old scipy).
+        """
         s = self._state
         if not isinstance(s, dict):
             raise UnsafePickleError(f"sparse matrix {self._origin}: unexpected state {type(s).__name__}")
-        shape = tuple(s.get("_shape", s.get("shape", ())))
+        if "coords" in s and "row" not in s:
+            s = {**s, "row": s["coords"][0], "col": s["coords"][1]}
+        shape = tuple(int(n) for n in s.get("_shape", s.get("shape", ())))
         fmt = self._origin.rsplit(".", 1)[-1][:3]
+        fields = ("data", "indices", "indptr") if fmt in ("csc", "csr") else ("data", "row", "col")
+        if missing := [k for k in fields if k not in s]:
+            raise UnsafePickleError(f"sparse matrix {self._origin}: state lacks {missing} (has {sorted(s)})")
         if fmt in ("csc", "csr"):
             cls = scipy.sparse.csc_matrix if fmt == "csc" else scipy.sparse.csr_matrix
             return cls((s["data"], s["indices"], s["indptr"]), shape=shape)
-        if fmt == "coo":
-            return scipy.sparse.coo_matrix((s["data"], (s["row"], s["col"])), shape=shape)
-        raise UnsafePickleError(f"unsupported sparse format {self._origin}")
+        return scipy.sparse.coo_matrix((s["data"], (s["row"], s["col"])), shape=shape)
 
 
 def _stand_in(base: type, origin: str) -> type:
@@ -107,9 +118,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
             return _stand_in(SparseMatrix, f"{module}.{name}")
         raise UnsafePickleError(
-            f"refusing to unpickle global '{module}.{name}': the SMPL/SMPL-H/SMPL-X file format only "
-            "needs numpy arrays, chumpy arrays and scipy sparse matrices. The file is not an official "
-            "body-model file or has been tampered with."
+            f"refusing to unpickle global '{module}.{name}': the SMPL/SMPL-H/SMPL-X files and their "
+            "companion files only need numpy arrays, chumpy arrays and scipy sparse matrices. The file is "
+            "not an official file or has been tampered with."
         )
 
 
@@ -150,22 +161,25 @@ def safe_load_pickle(path: str | Path) -> Any:
 
 
 def _read_npy(fp: io.BufferedIOBase, where: str) -> Any:
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-    else:
-        raise UnsafePickleError(f"{where}: unsupported .npy format version {version}")
-    if dtype.hasobject:  # the body of an object array is a pickle
-        try:
-            arr = safe_loads(fp.read())
-        except UnsafePickleError as e:
-            raise UnsafePickleError(f"{where}: {e}") from None
-        return arr
-    arr = np.frombuffer(fp.read(), dtype=dtype)
-    order = "F" if fortran else "C"
-    return arr.reshape(shape, order=order).copy()
+    """One ``.npy`` stream; an object array's body (a pickle) goes through the restricted unpickler.
+
+    Errors are one line starting with ``where`` (``file`` or ``file:member.npy``).
+    """
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy format version {version}")
+        fmt = np.lib.format
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(fp)
+        if dtype.hasobject:  # the body of an object array is a pickle (Python-2 ones included)
+            return safe_loads(fp.read())
+        arr = np.frombuffer(fp.read(), dtype=dtype)
+        return arr.reshape(shape, order="F" if fortran else "C").copy()
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{where}: {e}") from None
+    except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, EOFError) as e:
+        raise pickle.UnpicklingError(f"{where}: unreadable .npy data ({type(e).__name__}: {e})") from None
 
 
 def safe_load_npy(path: str | Path) -> Any:
@@ -175,13 +189,23 @@ def safe_load_npy(path: str | Path) -> Any:
         return _read_npy(fp, str(path))
 
 
-def safe_load_npz(path: str | Path) -> dict[str, Any]:
-    """np.load for ``.npz`` archives whose members may be object arrays, without trusting pickles."""
+def safe_load_npz(path: str | Path, members: Iterable[str] | None = None) -> dict[str, Any]:
+    """np.load for ``.npz`` archives (stored or deflated) whose members may be object arrays.
+
+    Only ``members`` (names without ``.npy``; all when None) are opened: the others are never read,
+    let alone unpickled. A missing member raises ValueError naming the file and the member.
+    """
     path = Path(path)
-    out = {}
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            key = name[:-4] if name.endswith(".npy") else name
-            with zf.open(name) as fp:
-                out[key] = _read_npy(io.BufferedReader(fp), f"{path}:{name}")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path}: not an .npz archive ({e})") from None
+    with zf:
+        names = {n.removesuffix(".npy"): n for n in zf.namelist()}
+        out = {}
+        for key in names if members is None else members:
+            if key not in names:
+                raise ValueError(f"{path}: member '{key}' missing (members: {sorted(names)})")
+            with zf.open(names[key]) as fp:
+                out[key] = _read_npy(fp, f"{path}:{names[key]}")
     return out

@@ -2,13 +2,18 @@
 
 A class whose module is registered as ``chumpy.ch`` while pickling produces exactly the globals an
 official file references (``chumpy.ch.Ch`` rebuilt through ``copyreg._reconstructor`` with a state
-dict holding the array in ``x``).
+dict holding the array in ``x``). The same trick writes the original project's
+``mesh_downsampling.npz`` with its ``__main__.MyMesh`` objects, optionally as Python 2 wrote it.
 """
 
 import contextlib
+import copyreg
+import io
 import pickle
+import struct
 import sys
 import types
+import zipfile
 
 import numpy as np
 import scipy.sparse
@@ -65,3 +70,125 @@ def official_smpl_dict(arrays: dict) -> dict:
         "bs_style": "lbs",
         "bs_type": "lrotmin",
     }
+
+
+# --- the original project's mesh_downsampling.npz (GraphCMR), in the structure it is distributed in ---
+
+
+class CallOnLoad:
+    """Pickles as a call of ``fn(*args)``: what a tampered file would hold."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+class MyMesh:
+    """The mesh class of the authors' downsampling script; pickled as ``__main__.MyMesh``."""
+
+    def __init__(self, v, f):
+        self.v, self.f = v, f
+
+
+@contextlib.contextmanager
+def _as_main(cls):
+    """Let pickle find ``cls`` as ``__main__.<name>``, as it was when the authors' script ran."""
+    main = sys.modules["__main__"]
+    cls.__module__, cls.__qualname__ = "__main__", cls.__name__
+    setattr(main, cls.__name__, cls)
+    try:
+        yield
+    finally:
+        delattr(main, cls.__name__)
+
+
+def graphcmr_lists(verts, faces, levels):
+    """``A, U, D, F, M`` lists of the GraphCMR file from a hierarchy given as ``levels``, a list of
+    ``(down_idx (V_i,), up_idx (V_{i-1}, 3), up_w (V_{i-1}, 3), faces_i (F_i, 3))``.
+
+    A: symmetric 0/1 adjacency (V_i, V_i) csr; U: (V_{i-1}, V_i) csr; D: (V_i, V_{i-1}) coo selection;
+    F: int32 faces; M: MyMesh(v, f) per level.
+    """
+    def adjacency(f, n):
+        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        e = np.concatenate([e, e[:, ::-1]])
+        a = scipy.sparse.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+        a.data[:] = 1.0
+        return a
+
+    vs, fs = [np.asarray(verts, np.float64)], [np.asarray(faces, np.int32)]
+    A, U, D = [adjacency(fs[0], len(vs[0]))], [], []
+    for down, up_idx, up_w, f in levels:
+        prev, n = len(vs[-1]), len(down)
+        D.append(scipy.sparse.coo_matrix((np.ones(n), (np.arange(n), down)), shape=(n, prev)))
+        U.append(scipy.sparse.csr_matrix((np.ravel(up_w), (np.repeat(np.arange(prev), 3), np.ravel(up_idx))), shape=(prev, n)))
+        vs.append(vs[-1][down])
+        fs.append(np.asarray(f, np.int32))
+        A.append(adjacency(fs[-1], n))
+    return A, U, D, fs, [MyMesh(v, f) for v, f in zip(vs, fs)]
+
+
+def _object_array(items):
+    out = np.empty(len(items), dtype=object)
+    for i, x in enumerate(items):
+        out[i] = x
+    return out
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Protocol-2 pickles as Python 2 wrote them: bytes and ASCII text as ``str`` opcodes, Python-2 module
+    names (copy_reg, __builtin__), scipy sparse matrices with the state layout of old scipy (coo:
+    ``row``/``col``). Old module paths (scipy.sparse.csr, numpy.core) are patched in by ``py2_pickle``."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _save_str8(self, obj):
+        if isinstance(obj, str):
+            try:
+                obj = obj.encode("ascii")
+            except UnicodeEncodeError:
+                return self.save_str(obj)
+        n = len(obj)
+        self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + obj)
+
+    dispatch[bytes] = dispatch[str] = _save_str8
+
+    def reducer_override(self, obj):
+        if not (scipy.sparse.issparse(obj) and obj.format in ("csr", "csc", "coo")):
+            return NotImplemented
+        state = {"_shape": tuple(int(n) for n in obj.shape), "maxprint": 50, "data": obj.data}
+        if obj.format == "coo":
+            state.update(row=obj.row, col=obj.col, has_canonical_format=False)
+        else:
+            state.update(indices=obj.indices, indptr=obj.indptr, _has_sorted_indices=True)
+        return copyreg.__newobj__, (type(obj),), state
+
+
+def py2_pickle(obj) -> bytes:
+    """``obj`` pickled as Python 2 + numpy 1.x + old scipy (e.g. ``scipy.sparse.csr.csr_matrix``) did."""
+    buf = io.BytesIO()
+    _Py2Pickler(buf, protocol=2, fix_imports=True).dump(obj)
+    data = buf.getvalue().replace(b"cnumpy._core.", b"cnumpy.core.")
+    for fmt in ("csr", "csc", "coo"):
+        data = data.replace(f"cscipy.sparse._{fmt}\n".encode(), f"cscipy.sparse.{fmt}\n".encode())
+    return data
+
+
+def write_mesh_downsampling(path, members: dict, *, writer: str = "savez") -> None:
+    """Write ``members`` (name → list of objects) as an npz of 1-D object arrays, ``M`` included.
+
+    writer: ``savez`` / ``savez_compressed`` (numpy's writer, current pickles) or ``py2`` (each member a
+    v1.0 ``.npy`` whose body is a Python-2 protocol-2 pickle, in a stored zip, as the distributed file).
+    """
+    arrays = {k: _object_array(v) for k, v in members.items()}
+    with _as_main(MyMesh):
+        if writer in ("savez", "savez_compressed"):
+            getattr(np, writer)(path, **arrays)
+            return
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+            for k, a in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": a.shape})
+                zf.writestr(f"{k}.npy", buf.getvalue() + py2_pickle(a))

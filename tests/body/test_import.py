@@ -1,6 +1,7 @@
 """`sahmr body import`: official-layout pickles → the kit's npz, and BodyModel on the result."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +11,10 @@ import torch
 from sahmr.body.importer import import_official
 from sahmr.body.model import BodyModel
 from sahmr.body.model_file import BodyModelFileError, load_body_model_file
-from tests.body.official_format import chumpy_pickle_bytes, official_smpl_dict
+from sahmr.cli import main
+from tests.body.official_format import (
+    CallOnLoad, chumpy_pickle_bytes, graphcmr_lists, official_smpl_dict, write_mesh_downsampling,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,43 +49,60 @@ def test_import_round_trip_poses_identically(official_pkl, open_model, tmp_path)
     assert imported.level_sizes[0] == 6890 and len(imported.level_sizes) == 3
 
 
-def test_import_uses_companion_assets(official_pkl, tmp_path):
-    pkl, arrays = official_pkl
+def _write_assets(arrays, folder):
+    """The original project's three companion files for the model ``arrays``, in their distributed form;
+    mesh_downsampling.npz is a Python-2 npz with members A, U, D, F and M (``__main__.MyMesh`` objects)."""
     V = arrays["v_template"].shape[0]
     rng = np.random.default_rng(0)
     reg = rng.random((17, V))
     reg /= reg.sum(1, keepdims=True)
-    np.save(tmp_path / "J_regressor_h36m_correct.npy", reg)
+    np.save(folder / "J_regressor_h36m_correct.npy", reg)
     pids = rng.integers(0, 8, V).astype(np.float64)
-    np.save(tmp_path / "seg_part_info.npy", {"verts6890_pids": pids, "predefined_segparts": ["default"]}, allow_pickle=True)
-    # GraphCMR-style downsampling file: selection D, barycentric U (3 per row), faces F, object arrays.
-    D, U, F = [], [], [arrays["f"]]
-    prev = V
-    for i in (1, 2):
-        idx = arrays[f"sahmr_down_idx_{i}"]
-        D.append(scipy.sparse.csr_matrix((np.ones(len(idx)), (np.arange(len(idx)), idx)), shape=(len(idx), prev)))
-        ui, uw = arrays[f"sahmr_up_idx_{i}"], arrays[f"sahmr_up_w_{i}"]
-        rows = np.repeat(np.arange(prev), 3)
-        U.append(scipy.sparse.csr_matrix((uw.ravel(), (rows, ui.ravel())), shape=(prev, len(idx))))
-        F.append(arrays[f"sahmr_faces_{i}"])
-        prev = len(idx)
-    obj = lambda xs: np.array(xs + [None], dtype=object)[:-1]  # noqa: E731  (force a 1-D object array)
-    np.savez(tmp_path / "mesh_downsampling.npz", D=obj(D), U=obj(U), F=obj(F))
-    out = import_official(pkl, out_dir=tmp_path / "out", assets_dir=tmp_path, progress=lambda *_: None)
-    got = load_body_model_file(out)
+    np.save(folder / "seg_part_info.npy", {"verts6890_pids": pids, "predefined_segparts": ["default"]}, allow_pickle=True)
+    levels = [tuple(arrays[f"sahmr_{k}_{i}"] for k in ("down_idx", "up_idx", "up_w", "faces")) for i in (1, 2)]
+    A, U, D, F, M = graphcmr_lists(arrays["v_template"], arrays["f"], levels)
+    members = dict(A=A, U=U, D=D, F=F, M=M)
+    write_mesh_downsampling(folder / "mesh_downsampling.npz", members, writer="py2")
+    return members
+
+
+def test_import_uses_companion_assets(official_pkl, tmp_path, capsys):
+    """``sahmr body import SMPL.pkl --assets DIR`` with the companion files as they are distributed."""
+    pkl, arrays = official_pkl
+    U = _write_assets(arrays, tmp_path)["U"]
+    reg = np.load(tmp_path / "J_regressor_h36m_correct.npy")
+    pids = np.load(tmp_path / "seg_part_info.npy", allow_pickle=True).item()["verts6890_pids"]
+    assert main(["body", "import", str(pkl), "--assets", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 0
+    assert "companion assets: J_regressor_h36m_correct.npy" in capsys.readouterr().out
+    got = load_body_model_file(tmp_path / "out" / "smpl_neutral.npz")
     assert set(got.meta["companion_assets"]) == {"J_regressor_h36m_correct.npy", "seg_part_info.npy", "mesh_downsampling.npz"}
+    assert got.meta["level_sizes"] == [arrays["v_template"].shape[0]] + [len(arrays[f"sahmr_down_idx_{i}"]) for i in (1, 2)]
     np.testing.assert_allclose(got.arrays["sahmr_eval_regressor"], reg, atol=1e-7)
     assert np.array_equal(got.arrays["sahmr_part_ids"], pids.astype(np.int64))
+    # The hierarchy is the file's: its selections, faces and upsampling matrices.
     for i in (1, 2):
         assert np.array_equal(got.arrays[f"sahmr_down_idx_{i}"], arrays[f"sahmr_down_idx_{i}"])
-        # U rows may list their 3 entries in another order (CSR sorts columns): compare as dense rows.
-        def dense(idx, w, n):
-            m = np.zeros((len(idx), n))
-            np.add.at(m, (np.repeat(np.arange(len(idx)), 3), idx.ravel()), w.ravel())
-            return m
-        n = len(arrays[f"sahmr_down_idx_{i}"])
-        np.testing.assert_allclose(dense(got.arrays[f"sahmr_up_idx_{i}"], got.arrays[f"sahmr_up_w_{i}"], n),
-                                   dense(arrays[f"sahmr_up_idx_{i}"], arrays[f"sahmr_up_w_{i}"], n), atol=1e-6)
+        assert np.array_equal(got.arrays[f"sahmr_faces_{i}"], arrays[f"sahmr_faces_{i}"])
+        idx, w = got.arrays[f"sahmr_up_idx_{i}"], got.arrays[f"sahmr_up_w_{i}"]
+        dense = np.zeros(U[i - 1].shape)
+        np.add.at(dense, (np.repeat(np.arange(len(idx)), 3), idx.ravel()), w.ravel())
+        u = U[i - 1].toarray()
+        np.testing.assert_allclose(dense, u / u.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_import_refuses_tampered_mesh_downsampling(official_pkl, tmp_path, capsys):
+    """A disallowed global in U: one line naming file, member and global; nothing written, nothing run."""
+    pkl, arrays = official_pkl
+    members = _write_assets(arrays, tmp_path)
+    marker = tmp_path / "pwned"
+    members["U"][1] = CallOnLoad(os.system, f"touch {marker}")
+    path = tmp_path / "mesh_downsampling.npz"
+    write_mesh_downsampling(path, members, writer="py2")
+    assert main(["body", "import", str(pkl), "--assets", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sahmr: error: ") and "\n" not in err
+    assert f"{path}:U.npy" in err and f"'{os.system.__module__}.system'" in err
+    assert not marker.exists() and not (tmp_path / "out").exists()
 
 
 def test_import_names_missing_key(tmp_path):

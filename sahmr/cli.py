@@ -18,6 +18,7 @@ def _set_cache_defaults() -> None:
 def build_parser() -> argparse.ArgumentParser:
     from sahmr.body import cli as body_cli
     from sahmr.data import cli as data_cli
+    from sahmr.data.importers import cli as import_cli
     from sahmr.data.synth import cli as synth_cli
     from sahmr.eval import cli as eval_cli
     from sahmr.infer import cli as infer_cli
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
     body_cli.register(sub)
     data_cli.register(sub)
+    import_cli.register(sub)
     synth_cli.register(sub)
     eval_cli.register(sub)
     eval_cli.register_dump(sub)
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, NotebookError, pickle.UnpicklingError) as e:  # user-facing: one clear line
+    except (FileNotFoundError, FileExistsError, ValueError, NotebookError, pickle.UnpicklingError) as e:  # user-facing: one clear line
         print(f"sahmr: error: {e}", file=sys.stderr)
         return 2
 

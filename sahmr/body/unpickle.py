@@ -94,14 +94,27 @@ _NUMPY_GLOBALS = {
     ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    # protocol-5 pickles of contiguous arrays (Python >= 3.14's default): an array from a bytes buffer
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
 }
 # `_codecs.encode` is how Python-3 pickles (protocol 2) store bytes; it only builds a bytes object.
-_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("_codecs", "encode"), ("builtins", "set")}
+_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("_codecs", "encode"), ("builtins", "set"),
+                  ("collections", "OrderedDict")}
 _SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "coo_matrix"}
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals of the SMPL-family file formats."""
+    """Unpickler that resolves only the globals of the SMPL-family file formats.
+
+    allow_chumpy=False: the data pickles of the original project (dataset metas, boxes, voxel dicts,
+    body parameters, the SMPL-X -> SMPL-H transfer matrix) hold only dicts, lists, strings, numbers, numpy
+    arrays and scipy sparse matrices: chumpy objects are refused there too.
+    """
+
+    def __init__(self, file: Any, *, allow_chumpy: bool = True, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.allow_chumpy = allow_chumpy
 
     def find_class(self, module: str, name: str) -> Any:
         # Python-2 names (copy_reg, __builtin__) → Python 3, as pickle's fix_imports would do.
@@ -109,19 +122,26 @@ class RestrictedUnpickler(pickle.Unpickler):
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _NUMPY_GLOBALS:
+            if name == "_frombuffer":
+                return np._core.numeric._frombuffer
             mod = np._core.multiarray if name in ("_reconstruct", "scalar") else np
             return getattr(mod, name)
         if (module, name) in _SAFE_BUILTINS:
             return super().find_class(module, name)
-        if module.startswith("chumpy"):
+        if module.startswith("chumpy") and self.allow_chumpy:
             return _stand_in(ChumpyArray, f"{module}.{name}")
         if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
             return _stand_in(SparseMatrix, f"{module}.{name}")
+        needs = ("dicts, lists, strings, numbers, numpy arrays and scipy sparse matrices" if not self.allow_chumpy
+                 else "numpy arrays, chumpy arrays and scipy sparse matrices")  # fmt: skip
         raise UnsafePickleError(
-            f"refusing to unpickle global '{module}.{name}': the SMPL/SMPL-H/SMPL-X files and their "
-            "companion files only need numpy arrays, chumpy arrays and scipy sparse matrices. The file is "
-            "not an official file or has been tampered with."
+            f"refusing to unpickle global '{module}.{name}': the {self.kind} only need "
+            f"{needs}. The file is not an original file or has been tampered with; nothing was executed."
         )
+
+    @property
+    def kind(self) -> str:
+        return "SMPL/SMPL-H/SMPL-X files and their companion files" if self.allow_chumpy else "original dataset files"
 
 
 def _to_plain(obj: Any) -> Any:
@@ -144,23 +164,29 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def safe_loads(data: bytes) -> Any:
+def safe_loads(data: bytes, *, allow_chumpy: bool = True) -> Any:
     """Unpickle ``data`` with the allow-list; chumpy arrays become numpy, sparse stays scipy."""
-    return _to_plain(RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load())
+    return _to_plain(RestrictedUnpickler(io.BytesIO(data), allow_chumpy=allow_chumpy, encoding="latin1").load())
 
 
-def safe_load_pickle(path: str | Path) -> Any:
-    """Read an official body-model pickle safely. Raises UnsafePickleError / FileNotFoundError."""
+def safe_load_pickle(path: str | Path, *, allow_chumpy: bool = True) -> Any:
+    """Read an official body-model (or, allow_chumpy=False, original data) pickle safely.
+
+    Raises UnsafePickleError (a refused global), pickle.UnpicklingError (truncated / not a pickle; one line
+    naming the file) or FileNotFoundError.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        return safe_loads(path.read_bytes())
+        return safe_loads(path.read_bytes(), allow_chumpy=allow_chumpy)
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise pickle.UnpicklingError(f"{path}: not a readable pickle (truncated or corrupt? {type(e).__name__}: {e})") from None
 
 
-def _read_npy(fp: io.BufferedIOBase, where: str) -> Any:
+def _read_npy(fp: io.BufferedIOBase, where: str, allow_chumpy: bool = True) -> Any:
     """One ``.npy`` stream; an object array's body (a pickle) goes through the restricted unpickler.
 
     Errors are one line starting with ``where`` (``file`` or ``file:member.npy``).
@@ -173,7 +199,7 @@ def _read_npy(fp: io.BufferedIOBase, where: str) -> Any:
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read_header(fp)
         if dtype.hasobject:  # the body of an object array is a pickle (Python-2 ones included)
-            return safe_loads(fp.read())
+            return safe_loads(fp.read(), allow_chumpy=allow_chumpy)
         arr = np.frombuffer(fp.read(), dtype=dtype)
         return arr.reshape(shape, order="F" if fortran else "C").copy()
     except UnsafePickleError as e:
@@ -182,11 +208,11 @@ def _read_npy(fp: io.BufferedIOBase, where: str) -> Any:
         raise pickle.UnpicklingError(f"{where}: unreadable .npy data ({type(e).__name__}: {e})") from None
 
 
-def safe_load_npy(path: str | Path) -> Any:
+def safe_load_npy(path: str | Path, *, allow_chumpy: bool = True) -> Any:
     """np.load for ``.npy`` files that may hold pickled objects, through the restricted unpickler."""
     path = Path(path)
     with open(path, "rb") as fp:
-        return _read_npy(fp, str(path))
+        return _read_npy(fp, str(path), allow_chumpy)
 
 
 def safe_load_npz(path: str | Path, members: Iterable[str] | None = None) -> dict[str, Any]:

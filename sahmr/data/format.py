@@ -5,7 +5,10 @@ Every dataset of the kit — the synthetic benchmark now, RICH / PROX importers 
     <root>/dataset.json                  written LAST (atomically): a folder without it is not a dataset
     <root>/manifest.json                 {relative path: sha256 digest} of every content file (below)
     <root>/scenes/<scene_id>/points_world.npy   (M, 3) float32  scanner-like point cloud, world frame, m
-                            sdf.npz             signed distance grid (sahmr.geometry.sdf.save_sdf_npz)
+                            sdf.npz             signed distance grid (sahmr.geometry.sdf.save_sdf_npz);
+                                                optional: absent when the source has none (RICH training
+                                                scans), then scene.json says "has_sdf": false and
+                                                PenE / ConFE / contact metrics cannot be computed there
                             scene.json          scene metadata (sizes, SDF box, free-form "meta")
                             mesh.ply            optional: the scene mesh (binary little-endian PLY)
     <root>/frames/<split>/<key>.npy     one plain .npy per per-frame array (no pickles: mmap-able)
@@ -318,14 +321,15 @@ def write_scene(
     root: str | os.PathLike,
     scene_id: str,
     points_world: np.ndarray,
-    sdf_grid: SDFGrid,
+    sdf_grid: SDFGrid | None,
     mesh: Any = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one scene's files under ``root/scenes/<scene_id>/`` (atomically, file by file).
 
     points_world: (M, 3) float, M >= 1, world frame, metres (stored float32).
-    sdf_grid: the scene's SDF (:class:`sahmr.geometry.sdf.SDFGrid`).
+    sdf_grid: the scene's SDF (:class:`sahmr.geometry.sdf.SDFGrid`), or None when the source has none
+        (evaluation's PenE / ConFE then refuse the scene; training does not need it).
     mesh: optional ``trimesh.Trimesh`` (vertex colours kept) or ``(vertices (Nv, 3), faces (F, 3)[, vertex
         colours (Nv, 3) uint8])`` -> ``mesh.ply`` (world frame).
     meta: optional JSON-serialisable dict stored in ``scene.json`` under "meta" (e.g. RICH voxel pitch).
@@ -341,14 +345,17 @@ def write_scene(
     pts = pts.astype(np.float32)
     if not np.isfinite(pts).all():
         raise DatasetFormatError(f"scene {scene_id}: points_world has {int((~np.isfinite(pts)).any(1).sum())} non-finite points")
-    if not isinstance(sdf_grid, SDFGrid):
+    if sdf_grid is not None and not isinstance(sdf_grid, SDFGrid):
         raise DatasetFormatError(
-            f"scene {scene_id}: sdf_grid must be a sahmr.geometry.sdf.SDFGrid, got {type(sdf_grid).__name__}"
+            f"scene {scene_id}: sdf_grid must be a sahmr.geometry.sdf.SDFGrid or None, got {type(sdf_grid).__name__}"
         )
     d = Path(root) / "scenes" / scene_id
     d.mkdir(parents=True, exist_ok=True)
     _write_npy(d / "points_world.npy", pts)
-    save_sdf_npz(d / "sdf.npz", sdf_grid)
+    if sdf_grid is not None:
+        save_sdf_npz(d / "sdf.npz", sdf_grid)
+    else:
+        (d / "sdf.npz").unlink(missing_ok=True)
     has_mesh = mesh is not None
     if has_mesh:
         if isinstance(mesh, tuple):
@@ -368,9 +375,10 @@ def write_scene(
     info = {
         "scene_id": scene_id,
         "num_points": int(len(pts)),
-        "sdf_dims": list(sdf_grid.dims),
-        "sdf_min_world": [float(x) for x in sdf_grid.min_world],
-        "sdf_max_world": [float(x) for x in sdf_grid.max_world],
+        "has_sdf": sdf_grid is not None,
+        "sdf_dims": list(sdf_grid.dims) if sdf_grid is not None else None,
+        "sdf_min_world": [float(x) for x in sdf_grid.min_world] if sdf_grid is not None else None,
+        "sdf_max_world": [float(x) for x in sdf_grid.max_world] if sdf_grid is not None else None,
         "has_mesh": has_mesh,
         "meta": dict(meta or {}),
     }
@@ -458,11 +466,20 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def scene_has_sdf(root: Path, scene_id: str) -> bool:
+    """False only when the scene's ``scene.json`` says ``"has_sdf": false`` (a source without an SDF)."""
+    try:
+        return json.loads((Path(root) / "scenes" / scene_id / "scene.json").read_text()).get("has_sdf", True) is not False
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def dataset_files(root: Path, meta: Mapping[str, Any], image_paths: list[str]) -> list[str]:
     """Sorted relative posix paths of the files covered by the content hash (existing or not)."""
     files: set[str] = set()
     for sid in meta.get("scenes", []):
-        for name in ("points_world.npy", "sdf.npz", "scene.json"):
+        names = ("points_world.npy", "scene.json") if not scene_has_sdf(root, sid) else ("points_world.npy", "sdf.npz", "scene.json")
+        for name in names:
             files.add(f"scenes/{sid}/{name}")
         if (root / "scenes" / sid / "mesh.ply").is_file():
             files.add(f"scenes/{sid}/mesh.ply")
@@ -553,7 +570,7 @@ class DatasetWriter:
         _check_id("scene id", scene_id)
         return self.root / "scenes" / scene_id
 
-    def write_scene(self, scene_id: str, points_world: np.ndarray, sdf_grid: SDFGrid, mesh: Any = None,
+    def write_scene(self, scene_id: str, points_world: np.ndarray, sdf_grid: SDFGrid | None, mesh: Any = None,
                     meta: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
         """See :func:`write_scene`; also registers the scene (listed even if no frame uses it)."""
         d = write_scene(self.root, scene_id, points_world, sdf_grid, mesh=mesh, meta=meta)
@@ -622,7 +639,7 @@ class DatasetWriter:
         referenced = set().union(*(set(s["scene_ids"]) for s in self._splits.values()))
         scenes = sorted(self._scenes | referenced)
         missing = [s for s in scenes if not (self.root / "scenes" / s / "points_world.npy").is_file()
-                   or not (self.root / "scenes" / s / "sdf.npz").is_file()]  # fmt: skip
+                   or (scene_has_sdf(self.root, s) and not (self.root / "scenes" / s / "sdf.npz").is_file())]  # fmt: skip
         if missing:
             raise DatasetFormatError(f"{self.root}: frames reference scene(s) never written with write_scene(): {missing[:10]}")
         image_paths = sorted(set().union(*(set(s["image_paths"]) for s in self._splits.values())))
@@ -798,11 +815,20 @@ class DatasetReader:
             self._points_cache[scene_id] = a
         return self._points_cache[scene_id]
 
+    def has_sdf(self, scene_id: str) -> bool:
+        """Whether the scene has an SDF grid (RICH training scans have none)."""
+        return scene_has_sdf(self.root, scene_id)
+
     def scene_sdf(self, scene_id: str) -> SDFGrid:
-        """The scene's SDF grid (LRU-cached)."""
+        """The scene's SDF grid (LRU-cached). Raises DatasetFormatError for a scene without one."""
         if scene_id in self._sdf_cache:
             self._sdf_cache.move_to_end(scene_id)
             return self._sdf_cache[scene_id]
+        if not self.has_sdf(scene_id):
+            raise DatasetFormatError(
+                f"{self.root}: scene '{scene_id}' has no SDF grid (its source ships none, e.g. RICH training scans): "
+                "PenE, ConFE and the contact metrics cannot be computed for its frames"
+            )
         grid = load_sdf_npz(self._scene_path(scene_id, "sdf.npz"))
         self._sdf_cache[scene_id] = grid
         while len(self._sdf_cache) > self._sdf_cache_size:

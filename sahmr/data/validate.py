@@ -38,6 +38,7 @@ from sahmr.data.format import (
     REQUIRED_KEYS,
     _KEY_RE,
     _SPLIT_RE,
+    scene_has_sdf,
     compute_manifest,
     content_hash_of,
     dataset_files,
@@ -507,7 +508,8 @@ def _check_scene(root: Path, sid: str, c: _Collector) -> None:
         elif _nonfinite_rows(pts).any():
             c.error(f"{rel}/points_world.npy", "points_world", "non-finite point coordinates")
     try:
-        load_sdf_npz(d / "sdf.npz")
+        if scene_has_sdf(root, sid):
+            load_sdf_npz(d / "sdf.npz")
     except FileNotFoundError:
         c.error(f"{rel}/sdf.npz", None, "missing (signed distance grid of the scene)")
     except ValueError as e:

@@ -1,0 +1,1 @@
+"""Importers of the original SA-HMR data packages (RICH, PROX quantitative) into the canonical format."""

@@ -53,14 +53,17 @@ display(fig)
 plt.close(fig)
 
 # %% [markdown]
-# ## Errors by distance, occlusion, pose class and scene
+# ## Errors by distance, occlusion, pose class, scene and sequence (RICH)
 
 # %%
 f = binned(binned(frames, "distance", [0, 3, 4, 5, 6, 12]), "occlusion", [0, 0.05, 0.25, 0.5, 1.0])
-fig, axes = plt.subplots(2, 2, figsize=(13, 7))
-for ax, by in zip(axes.ravel(), ["distance_bin", "occlusion_bin", "pose_class", "scene_id"]):
-    if by in f.columns:
-        error_by(f, "g_mpjpe", by, ax=ax)
+groups = [by for by in ["distance_bin", "occlusion_bin", "pose_class", "scene_id", "sequence"]
+          if by in f.columns and f[by].dropna().astype(str).ne("").any()]  # real data: no pose classes / occlusion
+fig, axes = plt.subplots((len(groups) + 1) // 2, 2, figsize=(13, 3.5 * ((len(groups) + 1) // 2)), squeeze=False)
+for ax, by in zip(axes.ravel(), groups):
+    error_by(f, "g_mpjpe", by, ax=ax)
+for ax in axes.ravel()[len(groups):]:
+    ax.axis("off")
 fig.tight_layout()
 display(fig)
 plt.close(fig)

@@ -14,7 +14,7 @@ import numpy as np
 
 from sahmr.eval.predictions import evaluate_arrays, format_paper_table, read_predictions, write_evaluation
 
-FRAME_METADATA = ("camera_id", "pose_class", "distance", "occlusion", "truncated")
+FRAME_METADATA = ("camera_id", "pose_class", "distance", "occlusion", "truncated", "sequence")  # "sequence": RICH
 
 
 def topology_family(body_model: str) -> str:

@@ -27,7 +27,8 @@ Output: one canonical dataset (:mod:`sahmr.data.format`) with the requested spli
   copied byte for byte with ``K[:2] / 4`` (plain x4 scaling, as the original), ``bbox_xyxy`` = the tight GT
   box / 4, GT vertices from the SMPL-H parameters through the user's imported gendered SMPL-H models
   (missing hand poses = zeros), the parameters and genders stored too.
-* every frame: ``source_key`` (the original ``img_key``), ``source_cam_key``; GT joints / pelvis from the
+* every frame: ``source_key`` (the original ``img_key``), ``source_cam_key``, ``sequence`` (``seq_name``; for the
+  test metas, which have none, the img_key without its last three fields ``_<cam>_<frame>_<subject>``); GT joints / pelvis from the
   evaluation body's H36M regressor (the user's SMPL neutral with ``J_regressor_h36m_correct.npy``), contact
   parts from its 7-part labels.
 """
@@ -285,6 +286,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "truncated": truncated_flags(bbox, size),
         "crop_box_xyxy": np.tile([0.0, 0.0, CROP_SIZE - 1.0, CROP_SIZE - 1.0], (n, 1)).astype(np.float32),
         "verts_world_smplx": vx, "source_key": keys, "source_cam_key": [str(m["cam_key"]) for m in metas],
+        "sequence": [str(m.get("seq_name") or k.rsplit("_", 3)[0]) for m, k in zip(metas, keys)],
         "gender": [_gender(m.get("gender", "neutral"), f"{meta_path}[{i}]") for i, m in enumerate(metas)],
         **unknown_annotations(n),
     }  # fmt: skip
@@ -396,7 +398,8 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
         "contact_part": np.where(contact, body.part_ids.numpy()[None], 0).astype(np.uint8),
         "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32),
         "truncated": truncated_flags(bbox.astype(np.float64), size), "gender": genders, "source_key": keys,
-        "source_cam_key": [str(m["cam_key"]) for m in metas], **P, **unknown_annotations(n),
+        "source_cam_key": [str(m["cam_key"]) for m in metas], "sequence": [str(m.get("seq_name", "")) for m in metas],
+        **P, **unknown_annotations(n),
     }  # fmt: skip
     return arrays
 

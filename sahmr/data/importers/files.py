@@ -216,9 +216,10 @@ def read_ply_vertices(path: Path, expected: int | None = None) -> np.ndarray:
     if fmt == "ascii":
         lines = body.decode("ascii", errors="replace").splitlines()
         skip = sum(e[1] for e in elements[:vi])
+        declared = sum(e[1] for e in elements)
+        if len([x for x in lines if x.strip()]) < declared:
+            raise OriginalDataError(f"{path}: truncated PLY: the header declares {declared} element lines, the file holds fewer")
         rows = lines[skip : skip + n]
-        if len(rows) < n:
-            raise OriginalDataError(f"{path}: truncated PLY: {len(rows)} of {n} vertex lines")
         try:
             table = np.array([r.split()[: len(props)] for r in rows], dtype=np.float64)
         except ValueError as e:
@@ -237,8 +238,47 @@ def read_ply_vertices(path: Path, expected: int | None = None) -> np.ndarray:
     need = offset + n * dtype.itemsize
     if len(body) < need:
         raise OriginalDataError(f"{path}: truncated PLY: the header declares {n} vertices ({need} bytes), the file holds {len(body)}")
+    end = need
+    for name, count, eprops in elements[vi + 1 :]:  # the rest (faces): only checked to be complete
+        end = _element_end(body, end, count, eprops, order, path, name)
+    if len(body) < end:
+        raise OriginalDataError(f"{path}: truncated PLY: the elements after the vertices need {end} bytes, the file holds {len(body)}")
     table = np.frombuffer(body, dtype=dtype, count=n, offset=offset)
     return np.stack([table[a].astype(np.float64) for a in "xyz"], 1)
+
+
+def _element_end(body: bytes, start: int, count: int, props: list, order: str, path: Path, name: str) -> int:
+    """Byte offset where a binary element of ``count`` rows ends (raises when the file ends first).
+
+    List properties are read row by row only when their lengths vary; the usual uniform faces (every row
+    ``3 i j k``) are checked with one strided view."""
+    if not any(isinstance(p[1], tuple) for p in props):
+        return start + count * sum(np.dtype(p[1]).itemsize for p in props)
+    if count == 0:
+        return start
+    if len(props) == 1:  # one list property: the common face element
+        _, cnt_t, item_t = props[0][1]
+        cs, isz = np.dtype(cnt_t).itemsize, np.dtype(item_t).itemsize
+        if len(body) < start + cs:
+            raise OriginalDataError(f"{path}: truncated PLY: element '{name}' is cut off")
+        first = int(np.frombuffer(body, order + cnt_t, 1, start)[0])
+        row = cs + first * isz
+        if len(body) >= start + count * row:
+            counts = np.frombuffer(body, np.uint8, count * row, start).reshape(count, row)[:, :cs]
+            if (counts.copy().view(order + cnt_t).ravel() == first).all():
+                return start + count * row
+    pos = start
+    for _ in range(count):  # varying list lengths: walk the rows
+        for _, t in props:
+            if isinstance(t, tuple):
+                cs = np.dtype(t[1]).itemsize
+                if len(body) < pos + cs:
+                    raise OriginalDataError(f"{path}: truncated PLY: element '{name}' is cut off")
+                k = int(np.frombuffer(body, order + t[1], 1, pos)[0])
+                pos += cs + k * np.dtype(t[2]).itemsize
+            else:
+                pos += np.dtype(t).itemsize
+    return pos
 
 
 def read_contact_bits(path: Path, count: int = NUM_SMPL_VERTS) -> np.ndarray:

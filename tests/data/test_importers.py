@@ -432,3 +432,26 @@ def test_missing_companion_files_named(rich, open_model_path, tmp_path, capsys):
     _one_line_error(capsys, "no_smplh.npz", "sahmr body import")
     _nothing_written(out)
     shutil.rmtree(out, ignore_errors=True)
+
+
+def test_training_runs_on_imported_rich(rich, open_model_path, tmp_path):
+    """The paper's two stages run on the imported RICH train/val (a few steps, cpu-sized model) with the original's
+    augmentation (crop centre +-10 ds4 px, side 1.15-1.55 x): the importer's output is what training needs."""
+    from sahmr.train.loop import TrainConfig, train
+    from sahmr.train.rcnet_task import RCNetTask
+    from sahmr.train.sahmr_task import SAHMRTask
+
+    out = rich[2]
+
+    def cfg(name):
+        return TrainConfig(data=out, out=tmp_path / name, train_split="train", val_split="val", batch_size=2, val_batch_size=2,
+                           epochs=1, limit_train_batches=2, limit_val_batches=1, canonical_lr=1e-4, canonical_bs=2,
+                           milestones=(1,), progress="none", sanity_val_steps=0, deterministic=True,
+                           dataset={"bbx_center_px": 10.0, "bbx_zoom": 0.4, "max_scene_points": 8000})  # fmt: skip
+
+    rc = train(RCNetTask("cpu"), cfg("rcnet"))
+    assert rc["global_step"] == 2 and np.isfinite(rc["metrics"]["pelvis_error_refined_mm"])
+    params = {"preset": "cpu", "rcnet_ckpt": str(tmp_path / "rcnet" / "final.ckpt"), "body_model": str(open_model_path),
+              "model": {"num_layers": 1}}  # fmt: skip
+    s = train(SAHMRTask.from_params(params), cfg("sahmr"))
+    assert s["global_step"] == 2 and np.isfinite(s["metrics"]["G_MPJPE"])

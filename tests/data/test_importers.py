@@ -455,3 +455,21 @@ def test_training_runs_on_imported_rich(rich, open_model_path, tmp_path):
               "model": {"num_layers": 1}}  # fmt: skip
     s = train(SAHMRTask.from_params(params), cfg("sahmr"))
     assert s["global_step"] == 2 and np.isfinite(s["metrics"]["G_MPJPE"])
+
+
+def test_prox_bad_inputs(prox, rich, open_model_path, tmp_path, capsys):
+    truth, src, _ = prox
+    out = tmp_path / "out"
+    t = truth.frames[truth.img_keys[1]]
+    cases = {t.image_path: (lambda b: b[: len(b) // 3], "not a readable image"),
+             t.mesh_path: (lambda b: b[: len(b) // 2], "truncated PLY"),
+             truth.support_dir / "vicon" / "calibration" / "Color.json": (lambda b: b"{\"f\": [1000]}", "'c'")}  # fmt: skip
+    for path, (cut, needle) in cases.items():
+        original = path.read_bytes()
+        path.write_bytes(cut(original))
+        try:
+            assert _run_import("prox", src, out, open_model_path, rich) == 2, path
+            _one_line_error(capsys, path.name, needle)
+            _nothing_written(out)
+        finally:
+            path.write_bytes(original)

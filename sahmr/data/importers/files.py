@@ -180,7 +180,7 @@ def read_ply_vertices(path: Path, expected: int | None = None) -> np.ndarray:
     data = path.read_bytes()
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
-        raise OriginalDataError(f"{path}: not a PLY file (no 'ply' magic or no 'end_header')")
+        raise OriginalDataError(f"{path}: not a PLY file, or truncated inside its header (no 'ply' magic or no 'end_header')")
     nl = data.find(b"\n", end)
     body = data[nl + 1 :] if nl >= 0 else b""
     header = data[:end].decode("ascii", errors="replace").splitlines()

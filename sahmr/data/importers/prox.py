@@ -19,7 +19,9 @@ cloud and SDF; ``source_key`` = the original ``img_key``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,6 @@ from sahmr.data.importers.common import (
     camera_distance,
     frame_ids_from_keys,
     gt_from_verts,
-    image_header,
     load_eval_body,
     progress_bar,
     staged_output,
@@ -67,6 +68,24 @@ class ProxImportConfig:
     smplx2smplh: Path | None = None
     limit: int | None = None
     progress: bool = True
+
+
+def _flip_to_png(src: Path, dst: Path) -> tuple[int, int]:
+    """Decode a PROX Color frame once, flip it horizontally (the recordings are mirrored w.r.t. the
+    calibration; the original flips with cv2.flip(img, 1) at load time) and write it as a lossless PNG.
+    Returns (W, H). A missing or truncated file raises naming it."""
+    from PIL import Image
+
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: missing (PROX Color frame)")
+    try:
+        with Image.open(src) as im:
+            rgb = np.asarray(im.convert("RGB"))[:, ::-1]
+    except OSError as e:
+        raise OriginalDataError(f"{src}: not a readable image (PROX Color frame): {e}") from None
+    root = dst.parents[2]
+    write_image(root, dst.relative_to(root).as_posix(), np.ascontiguousarray(rgb))
+    return rgb.shape[1], rgb.shape[0]
 
 
 def _apply(T: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -125,23 +144,20 @@ def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force:
         verts = np.zeros((n, NUM_SMPL_VERTS, 3), np.float32)
         bbox = np.zeros((n, 4), np.float32)
         size = np.zeros((n, 2), np.int32)
-        from PIL import Image
-
-        for i in progress_bar(range(n), n, "PROX quantitative", cfg.progress):
-            m = metas[i]
-            img = sup / "image" / path_after(m["img_file"], "recordings/")
-            image_header(img, "PROX Color frame")
-            with Image.open(img) as im:
-                rgb = np.asarray(im.convert("RGB"))[:, ::-1]  # mirrored recordings: flip as the original (cv2.flip 1)
-            size[i] = (rgb.shape[1], rgb.shape[0])
-            write_image(stage, f"images/test/{ids[i]}.png", np.ascontiguousarray(rgb))
-            v_cam = read_ply_vertices(sup / "gt_mosh_mesh" / path_after(m["body_file"], "mosh/"), expected=NUM_SMPLX_VERTS)
-            vx[i] = _apply(T_c2w, v_cam)
-            verts[i] = _apply(T_c2w, M @ v_cam)  # the release evaluation: transfer in the camera frame, then to the world
-            b = np.asarray(boxes[m["img_key"]], dtype=np.float64).reshape(-1)
-            if b.shape != (4,) or not np.isfinite(b).all():
-                raise OriginalDataError(f"img2gtbbx/mosh_mesh.pkl[{m['img_key']!r}]: expected a finite (4,) box, got {b}")
-            bbox[i] = b
+        imgs = [sup / "image" / path_after(m["img_file"], "recordings/") for m in metas]
+        # decode + flip + PNG encode dominate (PIL releases the GIL): one thread per core, frames in order
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+            sizes = pool.map(_flip_to_png, imgs, [stage / "images" / "test" / f"{fid}.png" for fid in ids])
+            for i in progress_bar(range(n), n, "PROX quantitative", cfg.progress):
+                m = metas[i]
+                size[i] = next(sizes)
+                v_cam = read_ply_vertices(sup / "gt_mosh_mesh" / path_after(m["body_file"], "mosh/"), expected=NUM_SMPLX_VERTS)
+                vx[i] = _apply(T_c2w, v_cam)
+                verts[i] = _apply(T_c2w, M @ v_cam)  # the release evaluation: transfer in the camera frame, then to the world
+                b = np.asarray(boxes[m["img_key"]], dtype=np.float64).reshape(-1)
+                if b.shape != (4,) or not np.isfinite(b).all():
+                    raise OriginalDataError(f"img2gtbbx/mosh_mesh.pkl[{m['img_key']!r}]: expected a finite (4,) box, got {b}")
+                bbox[i] = b
         j14, pelvis = gt_from_verts(body, verts)
         T = np.repeat(T_w2c[None].astype(np.float32), n, 0)
         contact = np.zeros((n, NUM_SMPL_VERTS), bool)

@@ -108,6 +108,7 @@ def test_rich_test_split_is_exact(rich, open_model):
         np.testing.assert_allclose(a["bbox_xyxy"][i], [sx * (tight[0] - l), sy * (tight[1] - u), sx * (tight[2] - l), sy * (tight[3] - u)],
                                    atol=1e-3)  # fmt: skip
         assert str(a["scene_id"][i]) == t.scene_key and str(a["source_cam_key"][i]) == t.cam_key
+        assert np.array_equal(a["source_crop_box_xyxy"][i], t.squared_bbx)
         assert str(a["sequence"][i]) == key.rsplit("_", 3)[0] and str(a["gender"][i]) == t.gender
     j17 = np.einsum("jv,nvc->njc", open_model.eval_regressor.double().numpy(), a["verts_world"].astype(np.float64))
     np.testing.assert_allclose(a["pelvis_world"], j17[:, 0], atol=1e-6)

@@ -27,6 +27,7 @@ Output: one canonical dataset (:mod:`sahmr.data.format`) with the requested spli
   copied byte for byte with ``K[:2] / 4`` (plain x4 scaling, as the original), ``bbox_xyxy`` = the tight GT
   box / 4, GT vertices from the SMPL-H parameters through the user's imported gendered SMPL-H models
   (missing hand poses = zeros), the parameters and genders stored too.
+* test frames also keep ``source_crop_box_xyxy`` (float64, the original's ``test_squared_bbx_lurb`` in raw px).
 * every frame: ``source_key`` (the original ``img_key``), ``source_cam_key``, ``sequence`` (``seq_name``; for the
   test metas, which have none, the img_key without its last three fields ``_<cam>_<frame>_<subject>``); GT joints / pelvis from the
   evaluation body's H36M regressor (the user's SMPL neutral with ``J_regressor_h36m_correct.npy``), contact
@@ -271,7 +272,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         ply = sup / "test_split" / "gt_smplx_mesh" / f"{key}.ply"
         v = read_ply_vertices(ply, expected=NUM_SMPLX_VERTS)
         vx[i] = v
-        verts[i] = M @ v  # float64 sparse product, stored float32
+        verts[i] = M @ v  # float64 sparse product, stored float32 (the original: a dense float32 matmul; <= 1e-6 m apart)
         cpath = sup / "test_split" / "contact" / path_after(m["contact_file"], "test_contact/")
         contact[i] = read_contact_bits(cpath)
         tight = project_box(verts[i].astype(np.float64), Tw, Kr)  # raw px -> crop px (A has no rotation)
@@ -285,6 +286,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         "contact": contact, "contact_part": np.where(contact, body.part_ids.numpy()[None], 0).astype(np.uint8),
         "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "truncated": truncated_flags(bbox, size),
         "crop_box_xyxy": np.tile([0.0, 0.0, CROP_SIZE - 1.0, CROP_SIZE - 1.0], (n, 1)).astype(np.float32),
+        "source_crop_box_xyxy": np.array([np.asarray(m["test_squared_bbx_lurb"], np.float64).reshape(4) for m in metas]),
         "verts_world_smplx": vx, "source_key": keys, "source_cam_key": [str(m["cam_key"]) for m in metas],
         "sequence": [str(m.get("seq_name") or k.rsplit("_", 3)[0]) for m, k in zip(metas, keys)],
         "gender": [_gender(m.get("gender", "neutral"), f"{meta_path}[{i}]") for i, m in enumerate(metas)],

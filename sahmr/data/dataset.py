@@ -140,6 +140,12 @@ class HumanSceneDataset(Dataset):
         self._pid = os.getpid()
         self._points_T: dict[str, np.ndarray] = {}
         self._frustum: dict[tuple, CameraFrustumIndex] = {}
+        # Cameras seen by one frame only (e.g. RICH test: every pre-cropped frame is its own camera) get no
+        # index: building one costs as much as the direct query, and caching thousands would hold GBs.
+        split_arrays = reader.split(split)
+        cams = [f"{s}\0{c}" for s, c in zip(split_arrays["scene_id"].tolist(), split_arrays["camera_id"].tolist())]
+        _, inverse, counts = np.unique(np.asarray(cams), return_inverse=True, return_counts=True)
+        self._shared_camera = counts[inverse] > 1  # (N,) bool
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     # process-local state: memory maps are reopened in each worker, never pickled
@@ -231,7 +237,10 @@ class HumanSceneDataset(Dataset):
         K = np.array(a["K"][index], dtype=np.float32)
         T = np.array(a["T_world_to_cam"][index], dtype=np.float32)
         scene_id = str(a["scene_id"][index])
-        pts = self._frustum_index(scene_id, K, T).query(box)  # == frustum_points_cam(...), bit for bit
+        if self._shared_camera[index]:
+            pts = self._frustum_index(scene_id, K, T).query(box)  # == frustum_points_cam(...), bit for bit
+        else:
+            pts = frustum_points_cam(None, K, T, box, self.z_near, self.z_far, points_world_T=self._scene_points_T(scene_id))
         if self.max_scene_points is not None and len(pts) > self.max_scene_points:
             keep = np.sort(rng.choice(len(pts), self.max_scene_points, replace=False))
             pts = pts[keep]

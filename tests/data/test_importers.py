@@ -11,6 +11,8 @@ line that names the file and leaving nothing behind.
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,8 +25,10 @@ from sahmr.body.model_file import load_body_model_file
 from sahmr.cli import main
 from sahmr.data.dataset import HumanSceneDataset
 from sahmr.data.format import DatasetFormatError, open_dataset, read_image
+from sahmr.data.frustum import frustum_points_cam
 from sahmr.data.importers.prox import ProxImportConfig, import_prox
-from sahmr.data.importers.rich import RichImportConfig, import_rich, select_frames
+from sahmr.data.importers.files import OriginalDataError, path_after, tail_path
+from sahmr.data.importers.rich import RichImportConfig, find_scene_clouds, import_rich, select_frames
 from sahmr.eval.evaluate import evaluate_split
 from sahmr.eval.predictions import Predictions, write_predictions
 from sahmr.geometry.sdf import query_sdf
@@ -109,6 +113,10 @@ def test_rich_test_split_is_exact(rich, open_model):
                                    atol=1e-3)  # fmt: skip
         assert str(a["scene_id"][i]) == t.scene_key and str(a["source_cam_key"][i]) == t.cam_key
         assert np.array_equal(a["source_crop_box_xyxy"][i], t.squared_bbx)
+        w, h = cam.image_size
+        assert bool(a["truncated"][i]) == bool(tight[0] < 0 or tight[1] < 0 or tight[2] > w - 1 or tight[3] > h - 1)
+        pel_cam = cam.T_w2c[:3, :3].astype(np.float64) @ a["pelvis_world"][i] + cam.T_w2c[:3, 3]
+        assert a["distance"][i] == pytest.approx(np.linalg.norm(pel_cam), rel=1e-5)
         assert str(a["sequence"][i]) == key.rsplit("_", 3)[0] and str(a["gender"][i]) == t.gender
     j17 = np.einsum("jv,nvc->njc", open_model.eval_regressor.double().numpy(), a["verts_world"].astype(np.float64))
     np.testing.assert_allclose(a["pelvis_world"], j17[:, 0], atol=1e-6)
@@ -119,8 +127,16 @@ def test_rich_test_model_input_is_the_png(rich):
     ds = HumanSceneDataset(out, "test")
     for i, key in enumerate(truth.test_img_keys):
         item = ds[i]
-        np.testing.assert_allclose(item["image"].numpy() * 255, truth.test_frames[key].image_rgb.transpose(2, 0, 1), atol=1e-3)
-        assert len(item["points_cam"]) > 0  # the scan is in the crop's frustum
+        t = truth.test_frames[key]
+        np.testing.assert_allclose(item["image"].numpy() * 255, t.image_rgb.transpose(2, 0, 1), atol=1e-3)
+        # the frustum of the crop camera = the original's (raw K, square box), up to points on the box's edge
+        cam = truth.cameras[t.cam_key]
+        pts = truth.scene_clouds[t.scene_key].points.astype(np.float32)
+        ref = frustum_points_cam(pts, cam.K, cam.T_w2c, t.squared_bbx)
+        got = item["points_cam"].numpy()
+        assert len(ref) > 0 and abs(len(got) - len(ref)) <= max(2, len(ref) // 1000), (len(got), len(ref))
+        common = {tuple(r) for r in np.round(ref, 4)} & {tuple(r) for r in np.round(got, 4)}
+        assert len(common) >= min(len(ref), len(got)) - 2
 
 
 def test_rich_scenes_clouds_and_sdf_axes(rich):
@@ -130,15 +146,17 @@ def test_rich_scenes_clouds_and_sdf_axes(rich):
     for split in ds.splits:
         used |= set(ds.split(split)["scene_id"].tolist())
     assert set(ds.meta["scenes"]) == used and used <= set(truth.scene_clouds)
-    for p in truth.ignored_scene_files:  # siblings without _world are not scenes
-        assert p.stem not in used
+    clouds = find_scene_clouds(truth.support_dir / "scene_info")
+    for p in truth.ignored_scene_files:  # siblings without _world are not scene clouds
+        assert p not in clouds.values()
     test_scans = {t.scene_key: t.sdf_key for t in truth.test_frames.values()}
     rng = np.random.default_rng(0)
     for sid in used:
         c = truth.scene_clouds[sid]
         assert np.array_equal(ds.scene_points(sid), c.points.astype(np.float32))
-        info = (out / "scenes" / sid / "scene.json").read_text()
-        assert f'"pitch": {float(c.pitch[0])}' in info.replace("\n", " ").replace("  ", " ") or str(float(c.pitch[0])) in info
+        info = json.loads((out / "scenes" / sid / "scene.json").read_text())["meta"]
+        assert info["pitch"] == float(c.pitch[0]) and info["scene_key"] == sid
+        assert (truth.root / info["voxel_file"]) == c.path and c.path.name.endswith("_world.npy")
         if sid not in test_scans:
             if not ds.has_sdf(sid):
                 with pytest.raises(DatasetFormatError, match="has no SDF grid"):
@@ -231,7 +249,6 @@ def test_rich_crop_within_3_grey_levels_of_cv2_warpaffine(rich):
         diff = np.abs(ours - ref[..., ::-1].astype(np.int16))
         assert diff.max() <= 3, f"{key}: {diff.max()} grey levels from cv2.warpAffine"
         assert np.abs(ours - ref.astype(np.int16)).max() > 3  # BGR would fail: the channel order is checked
-        assert str(a["frame_id"][i])
         checked += 1
     assert checked >= 2
 
@@ -414,12 +431,21 @@ def test_out_folder_rules(rich, open_model_path, tmp_path, capsys):
     with pytest.raises(FileExistsError, match="--force"):
         import_rich(src, out, cfg)
     import_rich(src, out, cfg, force=True)
-    assert (out / "dataset.json").read_text().count('"content_hash"') == 1
-    assert open_dataset(out).meta["content_hash"] == __import__("json").loads(first)["content_hash"]  # deterministic
-    stale = tmp_path / ".ds.importing-999999"
+    assert open_dataset(out).meta["content_hash"] == json.loads(first)["content_hash"]  # deterministic
+    stale, live = tmp_path / ".ds.importing-999999", tmp_path / f".ds.importing-{os.getppid()}"
     stale.mkdir()
+    live.mkdir()
     import_rich(src, out, cfg, force=True)
-    assert not stale.exists()  # a killed import's staging folder is cleaned by the next one
+    assert not stale.exists() and live.exists()  # a killed import's staging folder is cleaned, a live one's kept
+    live.rmdir()
+    os.replace(out, tmp_path / ".ds.importing-old-999998")  # killed between setting the old dataset aside and the swap
+    with pytest.raises(FileExistsError, match="--force"):
+        import_rich(src, out, cfg)  # the set-aside dataset was put back first
+    assert json.loads((out / "dataset.json").read_text())["content_hash"] == json.loads(first)["content_hash"]
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        import_rich(src, link, cfg, force=True)
 
 
 def test_missing_companion_files_named(rich, open_model_path, tmp_path, capsys):
@@ -474,3 +500,16 @@ def test_prox_bad_inputs(prox, rich, open_model_path, tmp_path, capsys):
             _nothing_written(out)
         finally:
             path.write_bytes(original)
+
+
+def test_path_rules_of_the_metas():
+    assert tail_path("/home/authors/RICH/images/Gym_013_pushup1/cam_07/00150_07.jpeg") == "Gym_013_pushup1/cam_07/00150_07.jpeg"
+    assert tail_path("D:\\rich\\Gym_013_pushup1\\cam_07\\00150_07.pkl") == "Gym_013_pushup1/cam_07/00150_07.pkl"
+    assert path_after("/x/test_contact/Gym/cam_01/00090.npy", "test_contact") == "Gym/cam_01/00090.npy"
+    assert path_after("/data/amass_mosh/y/mosh/vicon_03301_01/results/f/000.ply", "mosh") == "vicon_03301_01/results/f/000.ply"
+    with pytest.raises(OriginalDataError, match="idx2meta.pkl .k. body_file: path 'a/b' has fewer than 3"):
+        tail_path("a/b", where="idx2meta.pkl (k) body_file")
+    with pytest.raises(OriginalDataError, match="no folder 'test_contact'"):
+        path_after("/x/my_test_contact/a.npy", "test_contact")
+    with pytest.raises(OriginalDataError, match="'..'"):
+        path_after("/x/test_contact/../../etc/passwd", "test_contact")

@@ -4,8 +4,8 @@ An import writes into a staging folder next to ``--out`` and moves it into place
 complete (``dataset.json`` written last by :class:`sahmr.data.format.DatasetWriter`), so a failed or
 killed import leaves ``--out`` as it was. An existing ``--out`` is replaced only with ``force=True`` and
 only when it is a kit dataset (it has a ``dataset.json`` of the kit's format) — the kit never deletes a
-folder it did not write. Stale staging folders of killed imports (``.<name>.importing-*``) are removed by
-the next import to the same ``--out``.
+folder it did not write. Folders a killed import left (``.<name>.importing-<pid>``, whose process is gone)
+are removed by the next import to the same ``--out``; a dataset set aside for replacement is put back.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
     out: the dataset folder to create. It must not exist, or be empty, or (with force) be a kit dataset.
     """
     out = Path(out)
+    if out.is_symlink():
+        raise FileExistsError(f"--out {out}: is a symbolic link; pass the folder it points to ({out.resolve()}) or a new path")
+    _recover_stale(out)
     if out.exists():
         if not out.is_dir():
             raise FileExistsError(f"--out {out}: exists and is not a folder; choose another path")
@@ -59,8 +62,6 @@ def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
             if not force:
                 raise FileExistsError(f"--out {out}: a dataset exists there; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}{STAGING_PREFIX}*"):  # left by a killed import of ours
-        shutil.rmtree(stale, ignore_errors=True)
     stage = out.parent / f".{out.name}{STAGING_PREFIX}{os.getpid()}"
     stage.mkdir()
     try:
@@ -75,6 +76,34 @@ def staged_output(out: Path, force: bool = False) -> Iterator[Path]:
     os.replace(stage, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def _recover_stale(out: Path) -> None:
+    """Folders a killed import of ours left next to ``out`` (its process is gone): a staging folder is
+    removed; a previous dataset set aside for replacement (``...-old-<pid>``) is put back when ``out`` is
+    missing (killed between the two renames), else removed. A live import's folders are left alone."""
+    if not out.parent.is_dir():
+        return
+    for d in sorted(out.parent.glob(f".{out.name}{STAGING_PREFIX}*")):
+        tag = d.name[len(f".{out.name}{STAGING_PREFIX}") :]
+        old = tag.startswith("old-")
+        pid = tag[4:] if old else tag
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if old and not out.exists() and _is_kit_dataset(d):
+            os.replace(d, out)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def image_header(path: Path, what: str) -> tuple[int, int, str]:

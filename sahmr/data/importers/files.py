@@ -192,10 +192,12 @@ def read_ply_vertices(path: Path, expected: int | None = None) -> np.ndarray:
         if tok[0] == "format":
             fmt = tok[1] if len(tok) > 1 else None
         elif tok[0] == "element" and len(tok) == 3:
+            if not tok[2].isdigit():
+                raise OriginalDataError(f"{path}: PLY header line {line!r}: the element count must be an integer")
             elements.append((tok[1], int(tok[2]), []))
         elif tok[0] == "property" and elements:
-            if tok[1] == "list" and len(tok) == 5:
-                elements[-1][2].append((tok[4], ("list", _PLY_TYPES.get(tok[2]), _PLY_TYPES.get(tok[3]))))
+            if tok[1] == "list" and len(tok) == 5 and tok[2] in _PLY_TYPES and tok[3] in _PLY_TYPES:
+                elements[-1][2].append((tok[4], ("list", _PLY_TYPES[tok[2]], _PLY_TYPES[tok[3]])))
             elif len(tok) == 3 and tok[1] in _PLY_TYPES:
                 elements[-1][2].append((tok[2], _PLY_TYPES[tok[1]]))
             else:
@@ -354,19 +356,29 @@ def read_json_matrix(path: Path, what: str, shape: tuple[int, int] = (4, 4)) -> 
     return m
 
 
-def tail_path(path: str, n: int = 3) -> str:
+def _parts(path: Any, where: str) -> list[str]:
+    if not isinstance(path, str) or not path:
+        raise OriginalDataError(f"{where}: expected a path string, got {path!r}")
+    parts = [p for p in re.split(r"[\\/]+", path) if p]
+    if any(p == ".." for p in parts):
+        raise OriginalDataError(f"{where}: path {path!r} contains '..'")
+    return parts
+
+
+def tail_path(path: str, n: int = 3, where: str = "meta") -> str:
     """The last ``n`` components of an absolute path of the authors' machine (spec §1.4: the original keeps
-    only those), posix."""
-    parts = [p for p in re.split(r"[\\/]+", str(path)) if p]
+    only those), posix; ``\\`` separators are accepted. where: the meta and field, for messages."""
+    parts = _parts(path, where)
     if len(parts) < n:
-        raise OriginalDataError(f"path {path!r} has fewer than {n} components")
+        raise OriginalDataError(f"{where}: path {path!r} has fewer than {n} components (the original keeps the last {n})")
     return "/".join(parts[-n:])
 
 
-def path_after(path: str, marker: str) -> str:
-    """The part of ``path`` after the first ``marker`` (e.g. ``"test_contact/"``, spec §1.3, §1.5)."""
-    i = str(path).find(marker)
-    if i < 0:
-        raise OriginalDataError(f"path {path!r} does not contain {marker!r}")
-    return str(path)[i + len(marker) :]
-
+def path_after(path: str, marker: str, where: str = "meta") -> str:
+    """The part of ``path`` after its first folder named ``marker`` (e.g. ``"test_contact"``, spec §1.3, §1.5),
+    posix and relative. Matched on whole path components, so ``amass_mosh/`` is not ``mosh/``."""
+    parts = _parts(path, where)
+    name = marker.strip("/")
+    if name not in parts[:-1]:
+        raise OriginalDataError(f"{where}: path {path!r} has no folder {name!r} (the original takes what follows it)")
+    return "/".join(parts[parts.index(name) + 1 :])

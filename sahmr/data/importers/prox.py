@@ -20,6 +20,7 @@ cloud and SDF; ``source_key`` = the original ``img_key``.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -111,8 +112,10 @@ def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force:
     metas_path = sup / "meta" / "mosh_mesh_test.pkl"
     metas = read_pickle(metas_path, "the PROX quantitative metas")
     boxes = read_pickle(sup / "img2gtbbx" / "mosh_mesh.pkl", "the PROX GT boxes")
-    if not isinstance(metas, list) or not isinstance(boxes, Mapping):
-        raise OriginalDataError(f"{metas_path}: expected a list of meta dicts (and img2gtbbx/mosh_mesh.pkl a dict)")
+    if not isinstance(metas, list):
+        raise OriginalDataError(f"{metas_path}: expected a list of meta dicts, got {type(metas).__name__}")
+    if not isinstance(boxes, Mapping):
+        raise OriginalDataError(f"{sup / 'img2gtbbx' / 'mosh_mesh.pkl'}: expected a dict img_key -> box, got {type(boxes).__name__}")
     if cfg.limit:
         metas = metas[: cfg.limit]
     if not metas:
@@ -144,20 +147,30 @@ def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force:
         verts = np.zeros((n, NUM_SMPL_VERTS, 3), np.float32)
         bbox = np.zeros((n, 4), np.float32)
         size = np.zeros((n, 2), np.int32)
-        imgs = [sup / "image" / path_after(m["img_file"], "recordings/") for m in metas]
-        # decode + flip + PNG encode dominate (PIL releases the GIL): one thread per core, frames in order
-        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-            sizes = pool.map(_flip_to_png, imgs, [stage / "images" / "test" / f"{fid}.png" for fid in ids])
+        imgs = [sup / "image" / path_after(m["img_file"], "recordings", f"{metas_path}[{i}] img_file") for i, m in enumerate(metas)]
+        plys = [sup / "gt_mosh_mesh" / path_after(m["body_file"], "mosh", f"{metas_path}[{i}] body_file") for i, m in enumerate(metas)]
+        for i, m in enumerate(metas):  # boxes first: a bad one fails before minutes of image work
+            b = np.asarray(boxes[m["img_key"]], dtype=np.float64).reshape(-1)
+            if b.shape != (4,) or not np.isfinite(b).all():
+                raise OriginalDataError(f"{sup / 'img2gtbbx' / 'mosh_mesh.pkl'}[{m['img_key']!r}]: expected a finite (4,) box, got {b}")
+            bbox[i] = b
+        # decode + flip + PNG encode dominate (PIL releases the GIL): one thread per core, a short window of
+        # frames ahead, cancelled at the first error so a failure is reported at once
+        workers = max(1, min(8, os.cpu_count() or 1))
+        pool = ThreadPoolExecutor(max_workers=workers)
+        pending: deque = deque()
+        try:
+            nxt = 0
             for i in progress_bar(range(n), n, "PROX quantitative", cfg.progress):
-                m = metas[i]
-                size[i] = next(sizes)
-                v_cam = read_ply_vertices(sup / "gt_mosh_mesh" / path_after(m["body_file"], "mosh/"), expected=NUM_SMPLX_VERTS)
+                while nxt < n and len(pending) < 2 * workers:
+                    pending.append(pool.submit(_flip_to_png, imgs[nxt], stage / "images" / "test" / f"{ids[nxt]}.png"))
+                    nxt += 1
+                v_cam = read_ply_vertices(plys[i], expected=NUM_SMPLX_VERTS)
                 vx[i] = _apply(T_c2w, v_cam)
                 verts[i] = _apply(T_c2w, M @ v_cam)  # the release evaluation: transfer in the camera frame, then to the world
-                b = np.asarray(boxes[m["img_key"]], dtype=np.float64).reshape(-1)
-                if b.shape != (4,) or not np.isfinite(b).all():
-                    raise OriginalDataError(f"img2gtbbx/mosh_mesh.pkl[{m['img_key']!r}]: expected a finite (4,) box, got {b}")
-                bbox[i] = b
+                size[i] = pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         j14, pelvis = gt_from_verts(body, verts)
         T = np.repeat(T_w2c[None].astype(np.float32), n, 0)
         contact = np.zeros((n, NUM_SMPL_VERTS), bool)

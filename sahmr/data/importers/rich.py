@@ -141,15 +141,25 @@ def read_cameras(scene_info: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return cams
 
 
-def find_scene_clouds(scene_info: Path) -> dict[str, Path]:
-    """{scene_key: path} of the voxelised clouds ``scene_info/*/*_world.npy`` (the original's glob and key)."""
-    out: dict[str, Path] = {}
+def find_scene_clouds(scene_info: Path) -> dict[str, Path | list[Path]]:
+    """{scene_key: path} of the voxelised clouds ``scene_info/*/*_world.npy`` (the original's glob and key).
+
+    A key given by several files maps to the list of them: an error only if a frame uses it (see
+    :func:`_cloud_path`), since the original would silently keep one of them."""
+    out: dict[str, Path | list[Path]] = {}
     for p in sorted(scene_info.glob("*/*_world.npy")):
         key = rich_scene_key(p)
-        if key in out:
-            raise OriginalDataError(f"{p}: scene key '{key}' also given by {out[key]}; the original would keep only one")
-        out[key] = p
+        prev = out.get(key)
+        out[key] = p if prev is None else [*(prev if isinstance(prev, list) else [prev]), p]
     return out
+
+
+def _cloud_path(clouds: Mapping[str, Path | list[Path]], key: str) -> Path:
+    p = clouds[key]
+    if isinstance(p, list):
+        raise OriginalDataError(f"scene key '{key}' is given by several clouds {[str(x) for x in p]}; keep one of them "
+                                "(the original would keep whichever it read last)")  # fmt: skip
+    return p
 
 
 def find_sdfs(scene_info: Path) -> dict[str, Path]:
@@ -249,6 +259,8 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
     K = np.zeros((n, 3, 3), np.float32)
     T = np.zeros((n, 4, 4), np.float32)
     bbox = np.zeros((n, 4), np.float64)
+    tight_raw = np.zeros((n, 4), np.float64)
+    raw_size = np.array([RAW_SIZE[::-1] if m["cam_key"] in PORTRAIT_CAMS else RAW_SIZE for m in metas], np.int64)
     vx = np.zeros((n, NUM_SMPLX_VERTS, 3), np.float32)
     verts = np.zeros((n, NUM_SMPL_VERTS, 3), np.float32)
     contact = np.zeros((n, NUM_SMPL_VERTS), bool)
@@ -273,9 +285,9 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         v = read_ply_vertices(ply, expected=NUM_SMPLX_VERTS)
         vx[i] = v
         verts[i] = M @ v  # float64 sparse product, stored float32 (the original: a dense float32 matmul; <= 1e-6 m apart)
-        cpath = sup / "test_split" / "contact" / path_after(m["contact_file"], "test_contact/")
+        cpath = sup / "test_split" / "contact" / path_after(m["contact_file"], "test_contact", f"{meta_path}[{i}] contact_file")
         contact[i] = read_contact_bits(cpath)
-        tight = project_box(verts[i].astype(np.float64), Tw, Kr)  # raw px -> crop px (A has no rotation)
+        tight = tight_raw[i] = project_box(verts[i].astype(np.float64), Tw, Kr)  # raw px -> crop px (A has no rotation)
         bbox[i] = [*(A @ [tight[0], tight[1], 1.0])[:2], *(A @ [tight[2], tight[3], 1.0])[:2]]
     j14, pelvis = gt_from_verts(body, verts)
     size = np.tile([CROP_SIZE, CROP_SIZE], (n, 1)).astype(np.int32)
@@ -283,8 +295,9 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         "frame_id": ids, "image_path": [f"images/test/{i}.png" for i in ids], "scene_id": [str(m["scene_key"]) for m in metas],
         "camera_id": [f"crop-{i}" for i in ids], "K": K, "T_world_to_cam": T, "image_size": size,
         "bbox_xyxy": bbox.astype(np.float32), "verts_world": verts, "joints14_world": j14, "pelvis_world": pelvis,
-        "contact": contact, "contact_part": np.where(contact, body.part_ids.numpy()[None], 0).astype(np.uint8),
-        "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "truncated": truncated_flags(bbox, size),
+        "contact": contact, "contact_part": contact * body.part_ids.numpy().astype(np.uint8)[None],
+        # truncated: by the RAW image border (the stored crop always holds the whole tight box)
+        "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "truncated": truncated_flags(tight_raw, raw_size),
         "crop_box_xyxy": np.tile([0.0, 0.0, CROP_SIZE - 1.0, CROP_SIZE - 1.0], (n, 1)).astype(np.float32),
         "source_crop_box_xyxy": np.array([np.asarray(m["test_squared_bbx_lurb"], np.float64).reshape(4) for m in metas]),
         "verts_world_smplx": vx, "source_key": keys, "source_cam_key": [str(m["cam_key"]) for m in metas],
@@ -366,7 +379,8 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
         T[i] = Tw
         K[i] = Kr
         K[i, :2] /= PROJ_SCALE  # exact (power of two)
-        jpg = root / "images_ds4" / split / tail_path(m["img_file"])
+        where = f"{sup / 'meta' / 'idx2meta.pkl'} ({m['img_key']})"
+        jpg = root / "images_ds4" / split / tail_path(m["img_file"], where=f"{where} img_file")
         w, h, _ = image_header(jpg, f"RICH ds4 {split} image")
         exp = RAW_SIZE[::-1] if m["cam_key"] in PORTRAIT_CAMS else RAW_SIZE
         if (w * PROJ_SCALE, h * PROJ_SCALE) != exp:
@@ -376,12 +390,14 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
         _copy_rgb(jpg, stage / rel)
         img_paths.append(rel)
         bbox[i] = np.asarray(boxes[m["img_key"]], dtype=np.float64).reshape(4) / PROJ_SCALE
-        contact[i] = read_contact_bits(sup / "contact" / tail_path(m["contact_file"]))
-        bp = root / "bodies" / split / tail_path(m["body_file"])
+        contact[i] = read_contact_bits(sup / "contact" / tail_path(m["contact_file"], where=f"{where} contact_file"))
+        bp = root / "bodies" / split / tail_path(m["body_file"], where=f"{where} body_file")
         p = read_pickle(_need(bp, f"RICH {split} SMPL-H parameters", "It comes with RICH's bodies/ download."), "SMPL-H parameters")
         for k, v in _smplh_params(p, bp).items():
             params[k].append(v)
-        genders.append(_gender(m["gender"], f"{sup / 'meta' / 'idx2meta.pkl'} ({m['img_key']})"))
+        genders.append(_gender(m["gender"], f"{where} gender"))
+        if genders[-1] == "neutral":
+            raise OriginalDataError(f"{where}: gender 'neutral'; RICH train/val GT comes from SMPL-H fits, which are male or female")
     P = {k: np.stack(v).astype(np.float32) for k, v in params.items()}
     verts = np.zeros((n, NUM_SMPL_VERTS, 3), np.float32)
     for g in sorted(set(genders)):
@@ -397,7 +413,7 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
         "frame_id": ids, "image_path": img_paths, "scene_id": [str(m["scene_key"]) for m in metas],
         "camera_id": [str(m["cam_key"]) for m in metas], "K": K, "T_world_to_cam": T, "image_size": size,
         "bbox_xyxy": bbox, "verts_world": verts, "joints14_world": j14, "pelvis_world": pelvis, "contact": contact,
-        "contact_part": np.where(contact, body.part_ids.numpy()[None], 0).astype(np.uint8),
+        "contact_part": contact * body.part_ids.numpy().astype(np.uint8)[None],
         "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32),
         "truncated": truncated_flags(bbox.astype(np.float64), size), "gender": genders, "source_key": keys,
         "source_cam_key": [str(m["cam_key"]) for m in metas], "sequence": [str(m.get("seq_name", "")) for m in metas],
@@ -500,7 +516,8 @@ def import_rich(root: str | Path, out: str | Path, cfg: RichImportConfig, force:
             for sid in arrays["scene_id"]:
                 used.setdefault(sid, set()).add(split)
         for sid in sorted(used):
-            pts, pitch = read_voxel_cloud(clouds[sid])
+            cloud = _cloud_path(clouds, sid)
+            pts, pitch = read_voxel_cloud(cloud)
             sdf_json = None
             if sid in test_scans:  # the release evaluation's rule: f"{cap_name}/{scan_name}_mysdf.json"
                 sdf_json = scene_info / f"{test_scans[sid]}_mysdf.json"
@@ -510,7 +527,7 @@ def import_rich(root: str | Path, out: str | Path, cfg: RichImportConfig, force:
             grid = read_sdf(sdf_json) if sdf_json is not None else None
             writer.write_scene(sid, pts, grid, meta={
                 "source": "RICH", "scene_key": sid, "pitch": pitch, "splits": sorted(used[sid]),
-                "voxel_file": clouds[sid].relative_to(root).as_posix(),
+                "voxel_file": cloud.relative_to(root).as_posix(),
                 "sdf_file": sdf_json.relative_to(root).as_posix() if sdf_json is not None else None,
             })  # fmt: skip
         meta = writer.finalize(progress=cfg.progress)

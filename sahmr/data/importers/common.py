@@ -24,10 +24,11 @@ import torch
 
 from sahmr.body.model import BodyModel
 from sahmr.body.model_file import sha256_file
-from sahmr.data.format import FORMAT_NAME, is_valid_id
+from sahmr.data.format import FORMAT_NAME, is_valid_id, write_image
 from sahmr.data.importers.files import NUM_SMPL_VERTS, OriginalDataError
+from sahmr.geometry.camera import project, transform
 
-__all__ = ["staged_output", "image_header", "load_eval_body", "body_meta", "gt_from_verts", "progress_bar", "project_box",
+__all__ = ["staged_output", "import_image", "load_eval_body", "body_meta", "gt_from_verts", "progress_bar", "project_box",
            "frame_id_of", "frame_ids_from_keys", "unknown_annotations", "camera_distance", "truncated_flags"]
 
 STAGING_PREFIX = ".importing-"
@@ -106,20 +107,31 @@ def _recover_stale(out: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def image_header(path: Path, what: str) -> tuple[int, int, str]:
-    """(W, H, format) of an image file, checked to decode completely (truncated files are named)."""
+def import_image(src: Path, root: Path, rel: str, what: str) -> tuple[int, int, str]:
+    """Bring one source image into the dataset at ``root / rel``; returns its (W, H, format).
+
+    The file is decoded completely once (a truncated file fails here, naming it, not during training). 8-bit
+    RGB files are copied byte for byte (what the model sees is then exactly the file); other modes are
+    converted to RGB as ``cv2.imread`` would and re-encoded by :func:`sahmr.data.format.write_image`."""
     from PIL import Image
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing ({what})")
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: missing ({what})")
     try:
-        with Image.open(path) as im:
-            fmt = im.format
-            im.load()  # decodes everything: a truncated file fails here, not during training
-            return im.size[0], im.size[1], str(fmt)
+        with Image.open(src) as im:
+            fmt, size = str(im.format), im.size
+            im.load()
+            rgb = None if im.mode == "RGB" else np.asarray(im.convert("RGB"))
     except OSError as e:
-        raise OriginalDataError(f"{path}: not a readable image ({what}): {e}") from None
+        raise OriginalDataError(f"{src}: not a readable image ({what}): {e}") from None
+    if rgb is None:
+        dst = Path(root) / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    else:
+        write_image(root, rel, rgb)
+    return size[0], size[1], fmt
 
 
 def load_eval_body(path: Path | None) -> BodyModel:
@@ -161,10 +173,9 @@ def gt_from_verts(body: BodyModel, verts_world: np.ndarray, chunk: int = 256) ->
 
 
 def project_box(verts_world: np.ndarray, T: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """(4,) tight box [l, u, r, b] of the projected vertices (V, 3) (the original's ``compute_bbx``)."""
-    vc = verts_world @ T[:3, :3].T.astype(np.float64) + T[:3, 3].astype(np.float64)
-    uv = vc @ K.T.astype(np.float64)
-    uv = uv[:, :2] / uv[:, 2:]
+    """(4,) tight box [l, u, r, b] of the projected vertices (V, 3) (the original's ``compute_bbx``), float64."""
+    f8 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    uv = project(transform(f8(T), f8(verts_world)), f8(K))
     return np.concatenate([uv.min(0), uv.max(0)])
 
 
@@ -201,7 +212,7 @@ def unknown_annotations(n: int) -> dict[str, Any]:
 
 def camera_distance(T: np.ndarray, pelvis: np.ndarray) -> np.ndarray:
     """(N,) |T . pelvis| camera-pelvis distance, T (N, 4, 4) world->camera, pelvis (N, 3) world."""
-    return np.linalg.norm(np.einsum("nij,nj->ni", T[:, :3, :3].astype(np.float64), pelvis) + T[:, :3, 3], axis=1)
+    return np.linalg.norm(transform(np.asarray(T, np.float64), np.asarray(pelvis, np.float64)[:, None])[:, 0], axis=1)
 
 
 def truncated_flags(bbox: np.ndarray, size: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ from sahmr.data.importers.files import (
     read_smplx_to_smplh,
     read_voxel_cloud,
 )
+from sahmr.geometry.camera import transform
 
 __all__ = ["ProxImportConfig", "import_prox"]
 
@@ -71,10 +72,10 @@ class ProxImportConfig:
     progress: bool = True
 
 
-def _flip_to_png(src: Path, dst: Path) -> tuple[int, int]:
+def _flip_to_png(src: Path, root: Path, rel: str) -> tuple[int, int]:
     """Decode a PROX Color frame once, flip it horizontally (the recordings are mirrored w.r.t. the
-    calibration; the original flips with cv2.flip(img, 1) at load time) and write it as a lossless PNG.
-    Returns (W, H). A missing or truncated file raises naming it."""
+    calibration; the original flips with cv2.flip(img, 1) at load time) and write it as a lossless PNG at
+    ``root / rel``. Returns (W, H). A missing or truncated file raises naming it."""
     from PIL import Image
 
     if not src.is_file():
@@ -84,13 +85,8 @@ def _flip_to_png(src: Path, dst: Path) -> tuple[int, int]:
             rgb = np.asarray(im.convert("RGB"))[:, ::-1]
     except OSError as e:
         raise OriginalDataError(f"{src}: not a readable image (PROX Color frame): {e}") from None
-    root = dst.parents[2]
-    write_image(root, dst.relative_to(root).as_posix(), np.ascontiguousarray(rgb))
+    write_image(root, rel, np.ascontiguousarray(rgb))
     return rgb.shape[1], rgb.shape[0]
-
-
-def _apply(T: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return v @ T[:3, :3].T + T[:3, 3]
 
 
 def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force: bool = False) -> dict[str, Any]:
@@ -163,11 +159,11 @@ def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force:
             nxt = 0
             for i in progress_bar(range(n), n, "PROX quantitative", cfg.progress):
                 while nxt < n and len(pending) < 2 * workers:
-                    pending.append(pool.submit(_flip_to_png, imgs[nxt], stage / "images" / "test" / f"{ids[nxt]}.png"))
+                    pending.append(pool.submit(_flip_to_png, imgs[nxt], stage, f"images/test/{ids[nxt]}.png"))
                     nxt += 1
                 v_cam = read_ply_vertices(plys[i], expected=NUM_SMPLX_VERTS)
-                vx[i] = _apply(T_c2w, v_cam)
-                verts[i] = _apply(T_c2w, M @ v_cam)  # the release evaluation: transfer in the camera frame, then to the world
+                vx[i] = transform(T_c2w, v_cam)
+                verts[i] = transform(T_c2w, M @ v_cam)  # the release evaluation: transfer in the camera frame, then to the world
                 size[i] = pending.popleft().result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -36,7 +36,6 @@ Output: one canonical dataset (:mod:`sahmr.data.format`) with the requested spli
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 
 from sahmr.body.model import BodyModel
+from sahmr.body.unpickle import safe_load_npy
 from sahmr.data.format import DatasetWriter
 from sahmr.data.importers.common import (
     camera_distance,
@@ -54,7 +54,7 @@ from sahmr.data.importers.common import (
     unknown_annotations,
     body_meta,
     gt_from_verts,
-    image_header,
+    import_image,
     load_eval_body,
     progress_bar,
     project_box,
@@ -221,6 +221,14 @@ def select_frames(metas: Sequence[Mapping[str, Any]], boxes: Mapping[str, Any], 
 # --------------------------------------------------------------------------------------- the splits
 
 
+def _check_known_keys(m: Mapping[str, Any], cams: Mapping, clouds: Mapping, where: str) -> None:
+    """A meta's cam_key / scene_key must name a calibration XML / a voxel cloud of scene_info."""
+    for k, known, what in (("cam_key", cams, "calibration XMLs"), ("scene_key", clouds, "*_world.npy clouds")):
+        if m[k] not in known:
+            raise OriginalDataError(f"{where}: unknown {k} {m[k]!r}; the {what} under sahmr_support/scene_info give "
+                                    f"{sorted(known)[:8]}{' ...' if len(known) > 8 else ''}")  # fmt: skip
+
+
 
 
 
@@ -233,7 +241,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
     M: (6890, 10475) SMPL-X -> SMPL-H transfer (csr)."""
     sup = root / "sahmr_support"
     meta_path = _need(root / TEST_META, "the RICH test metas", "It comes with RICH's sahmr_support package.")
-    raw = read_pickle_npy(meta_path)
+    raw = safe_load_npy(meta_path, allow_chumpy=False)
     metas = list(raw.tolist() if isinstance(raw, np.ndarray) else raw)
     if cfg.limit:
         metas = metas[: cfg.limit]
@@ -247,12 +255,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         miss = [k for k in ("img_key", "cam_key", "scene_key", "cap_name", "scan_name", "contact_file", "test_squared_bbx_lurb") if k not in m]
         if miss:
             raise OriginalDataError(f"{meta_path}[{i}]: meta lacks {miss} (spec §1.3)")
-        for k, known, what in (("cam_key", cams, "calibration XMLs"), ("scene_key", clouds, "*_world.npy clouds")):
-            if m[k] not in known:
-                raise OriginalDataError(
-                    f"{meta_path}[{i}] ({m['img_key']}): unknown {k} {m[k]!r}; the {what} under sahmr_support/scene_info "
-                    f"give {sorted(known)[:8]}{' ...' if len(known) > 8 else ''}"
-                )
+        _check_known_keys(m, cams, clouds, f"{meta_path}[{i}] ({m['img_key']})")
         keys.append(str(m["img_key"]))
     ids = frame_ids_from_keys(keys, str(meta_path))
 
@@ -264,8 +267,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
     vx = np.zeros((n, NUM_SMPLX_VERTS, 3), np.float32)
     verts = np.zeros((n, NUM_SMPL_VERTS, 3), np.float32)
     contact = np.zeros((n, NUM_SMPL_VERTS), bool)
-    img_dir = stage / "images" / "test"
-    img_dir.mkdir(parents=True, exist_ok=True)
+    crop_src = np.zeros((n, 4), np.float64)
     for i in progress_bar(range(n), n, "RICH test", cfg.progress):
         m = metas[i]
         key = keys[i]
@@ -273,14 +275,14 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         box = np.asarray(m["test_squared_bbx_lurb"], dtype=np.float64).reshape(-1)
         if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
             raise OriginalDataError(f"{meta_path}[{i}] ({key}): test_squared_bbx_lurb must be a finite box [l, u, r, b], got {box}")
+        crop_src[i] = box
         A = np.vstack([crop_affine(box, CROP_SIZE), [0.0, 0.0, 1.0]])
         K[i] = (A @ Kr.astype(np.float64)).astype(np.float32)
         T[i] = Tw
         png = sup / "test_split" / "image" / f"{key}.png"
-        w, h, fmt = image_header(png, "the pre-cropped 224x224 test image")
+        w, h, fmt = import_image(png, stage, f"images/test/{ids[i]}.png", "the pre-cropped 224x224 test image")
         if (w, h) != (CROP_SIZE, CROP_SIZE) or fmt != "PNG":
             raise OriginalDataError(f"{png}: expected a {CROP_SIZE}x{CROP_SIZE} PNG (the pre-cropped test image), got {fmt} {w}x{h}")
-        _copy_rgb(png, img_dir / f"{ids[i]}.png")
         ply = sup / "test_split" / "gt_smplx_mesh" / f"{key}.ply"
         v = read_ply_vertices(ply, expected=NUM_SMPLX_VERTS)
         vx[i] = v
@@ -299,7 +301,7 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
         # truncated: by the RAW image border (the stored crop always holds the whole tight box)
         "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "truncated": truncated_flags(tight_raw, raw_size),
         "crop_box_xyxy": np.tile([0.0, 0.0, CROP_SIZE - 1.0, CROP_SIZE - 1.0], (n, 1)).astype(np.float32),
-        "source_crop_box_xyxy": np.array([np.asarray(m["test_squared_bbx_lurb"], np.float64).reshape(4) for m in metas]),
+        "source_crop_box_xyxy": crop_src,
         "verts_world_smplx": vx, "source_key": keys, "source_cam_key": [str(m["cam_key"]) for m in metas],
         "sequence": [str(m.get("seq_name") or k.rsplit("_", 3)[0]) for m, k in zip(metas, keys)],
         "gender": [_gender(m.get("gender", "neutral"), f"{meta_path}[{i}]") for i, m in enumerate(metas)],
@@ -309,35 +311,11 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
     return arrays, scans
 
 
-def read_pickle_npy(path: Path) -> Any:
-    from sahmr.body.unpickle import safe_load_npy
-
-    return safe_load_npy(path, allow_chumpy=False)
-
-
 def _gender(g: Any, where: str) -> str:
     g = str(g).lower()
     if g not in ("male", "female", "neutral"):
         raise OriginalDataError(f"{where}: gender {g!r} is not male / female / neutral")
     return g
-
-
-def _copy_rgb(src: Path, dst: Path) -> None:
-    """Copy an image byte for byte when it is 8-bit RGB (what the model sees is then exactly the file);
-    other modes are converted to RGB as ``cv2.imread`` would and re-encoded losslessly (PNG) or at q95."""
-    from PIL import Image
-
-    with Image.open(src) as im:
-        mode = im.mode
-        if mode != "RGB":
-            rgb = np.asarray(im.convert("RGB"))
-    if mode == "RGB":
-        shutil.copyfile(src, dst)
-    else:
-        from sahmr.data.format import write_image
-
-        root = dst.parents[2]
-        write_image(root, dst.relative_to(root).as_posix(), rgb)
 
 
 def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, body: BodyModel,
@@ -359,9 +337,7 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
         miss = [k for k in ("cam_key", "scene_key", "gender", "img_file", "body_file", "contact_file") if k not in m]
         if miss:
             raise OriginalDataError(f"{sup / 'meta' / 'idx2meta.pkl'} ({m['img_key']}): meta lacks {miss} (spec §1.4)")
-        for k, known in (("cam_key", cams), ("scene_key", clouds)):
-            if m[k] not in known:
-                raise OriginalDataError(f"{sup / 'meta' / 'idx2meta.pkl'} ({m['img_key']}): unknown {k} {m[k]!r} (known: {sorted(known)[:8]})")
+        _check_known_keys(m, cams, clouds, f"{sup / 'meta' / 'idx2meta.pkl'} ({m['img_key']})")
     keys = [m["img_key"] for m in metas]
     ids = frame_ids_from_keys(keys, str(sup / "meta" / "idx2meta.pkl"))
     K = np.zeros((n, 3, 3), np.float32)
@@ -371,8 +347,6 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
     contact = np.zeros((n, NUM_SMPL_VERTS), bool)
     params: dict[str, list[np.ndarray]] = {k: [] for k in ("betas", "global_orient", "body_pose", "transl", "left_hand_pose", "right_hand_pose")}
     genders, img_paths = [], []
-    img_dir = stage / "images" / split
-    img_dir.mkdir(parents=True, exist_ok=True)
     for i in progress_bar(range(n), n, f"RICH {split}", cfg.progress):
         m = metas[i]
         Tw, Kr = cams[m["cam_key"]]
@@ -381,13 +355,12 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
         K[i, :2] /= PROJ_SCALE  # exact (power of two)
         where = f"{sup / 'meta' / 'idx2meta.pkl'} ({m['img_key']})"
         jpg = root / "images_ds4" / split / tail_path(m["img_file"], where=f"{where} img_file")
-        w, h, _ = image_header(jpg, f"RICH ds4 {split} image")
+        rel = f"images/{split}/{ids[i]}{jpg.suffix.lower()}"
+        w, h, _ = import_image(jpg, stage, rel, f"RICH ds4 {split} image")
         exp = RAW_SIZE[::-1] if m["cam_key"] in PORTRAIT_CAMS else RAW_SIZE
         if (w * PROJ_SCALE, h * PROJ_SCALE) != exp:
             raise OriginalDataError(f"{jpg}: {w}x{h}, expected {exp[0] // PROJ_SCALE}x{exp[1] // PROJ_SCALE} (RICH raw / {PROJ_SCALE})")
         size[i] = (w, h)
-        rel = f"images/{split}/{ids[i]}{jpg.suffix.lower()}"
-        _copy_rgb(jpg, stage / rel)
         img_paths.append(rel)
         bbox[i] = np.asarray(boxes[m["img_key"]], dtype=np.float64).reshape(4) / PROJ_SCALE
         contact[i] = read_contact_bits(sup / "contact" / tail_path(m["contact_file"], where=f"{where} contact_file"))

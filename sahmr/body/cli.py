@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from sahmr.config import load_params
+from sahmr.config import add_params_arguments, load_section
 
 
 def _build_open(args: argparse.Namespace) -> int:
     from sahmr.body.open_model import OpenModelParams, build_and_save
 
-    section = load_params(args.params).get("body_open", {}) if args.params else {}
-    fields = OpenModelParams.__dataclass_fields__
-    unknown = set(section) - set(fields)
-    if unknown:
-        raise SystemExit(f"{args.params}: unknown keys under 'body_open': {sorted(unknown)}; known: {sorted(fields)}")
-    params = OpenModelParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
+    params = load_section(args.params or {}, "body_open", OpenModelParams, args.set_overrides)
     path = build_and_save(args.out, params)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
@@ -59,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = bsub.add_parser("build-open", help="build the open SMPL-format model sahmr-open from Anny")
     p.add_argument("--out", default="models/sahmr-open.npz", help="output .npz (a .json sidecar is written next to it)")
-    p.add_argument("--params", default=None, help="params.yaml whose 'body_open' section overrides the build parameters")
+    add_params_arguments(p, "body_open", default=None)
     p.set_defaults(func=_build_open)
 
     p = bsub.add_parser("import", help="convert an official SMPL/SMPL-H/SMPL-X .pkl into the kit's .npz (no chumpy)")

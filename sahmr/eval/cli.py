@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sahmr.config import add_params_arguments
+
 
 def _evaluate(args: argparse.Namespace) -> int:
     from sahmr.eval.evaluate import run_evaluation
@@ -28,16 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _dump(args: argparse.Namespace) -> int:
-    from sahmr.config import load_params
     from sahmr.eval.dump import dump_predictions
-    from sahmr.train.cli import _builtin_tasks, resolve_params, task_params
-    from sahmr.train.registry import get_task
+    from sahmr.train.tasks import load_trained
 
-    _builtin_tasks()
-    params = resolve_params(load_params(args.params), args.task, source=args.params)
-    task = get_task(args.task, task_params(params))
-    seed = int(params.get("seed", 0) or 0)
-    print(f"wrote {dump_predictions(task, args.ckpt, args.data, args.split, args.out, batch_size=args.batch_size, seed=seed)}")
+    trained = load_trained(args.task, args.ckpt, args.params, args.set_overrides, source=str(args.params))
+    print(f"wrote {dump_predictions(trained, args.data, args.split, args.out, batch_size=args.batch_size)}")
     return 0
 
 
@@ -49,6 +46,6 @@ def register_dump(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="predictions .npz to write")
-    p.add_argument("--params", default="params.yaml")
+    add_params_arguments(p, "train_<task>")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=_dump)

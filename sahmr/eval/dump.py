@@ -13,39 +13,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def load_stage2_model(task, ckpt: str | Path) -> torch.nn.Module:
-    """The task's model (SAHMRTask / BaselineTask) in eval mode with a stage-2 checkpoint loaded strictly.
-
-    ckpt: the loop's ``final.ckpt`` (a state dict, or one under "state_dict"); it holds RCNet's weights
-    too, so the stage-1 file is not read. Clear errors for a missing file or weights of another preset."""
-    ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}. Train it first (`sahmr train {task.name}`, or `make "
-                                f"repro`, which writes runs/{task.name}/final.ckpt)")  # fmt: skip
-    from sahmr.models.convert import load_converted
-
-    model = task.build_model(load_rcnet=False)
-    load_converted(model, ckpt, what=f"{task.name} model of preset {task.rcnet_cfg.name!r}")
-    return model.eval()
+from sahmr.train.tasks import Trained
 
 
-def dump_predictions(task, ckpt: str | Path, data: str | Path, split: str, out: str | Path, batch_size: int = 16,
-                     progress: bool = True, seed: int = 0) -> Path:
-    """task: a Task whose model has ``forward_batch`` returning ``verts_cam``, ``pelvis_coarse_cam``,
-    ``pelvis_refined_cam`` (SAHMRTask / BaselineTask). ckpt: the loop's ``final.ckpt`` or a converted
-    checkpoint (state dict, or one under "state_dict"). seed: the test-time contact draws of
-    contact_sampling "original" (unused otherwise)."""
+def dump_predictions(trained: Trained, data: str | Path, split: str, out: str | Path, batch_size: int = 16,
+                     progress: bool = True) -> Path:
+    """trained: `sahmr.train.tasks.load_trained(...)` (a model whose ``forward_batch`` returns ``verts_cam``,
+    ``pelvis_coarse_cam``, ``pelvis_refined_cam``: SAHMR / the baseline; its ``seed`` drives the test-time
+    contact draws of contact_sampling "original", unused otherwise)."""
     from tqdm import tqdm
 
     from sahmr.data.dataset import HumanSceneDataset, collate_human_scene
     from sahmr.eval.predictions import Predictions, write_predictions
 
-    model = load_stage2_model(task, ckpt)
+    task, model = trained.task, trained.model
     ds = HumanSceneDataset(data, split, crop_size=task.crop_size, train_augment=False)
     # Only the original's contact sampling (contact_sampling "original") draws at test time: one seeded
     # generator for the whole split, so the draws do not depend on the batch size.
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(trained.seed)
     ids, verts, coarse, refined = [], [], [], []
     bar = tqdm(range(0, len(ds), batch_size), desc=f"dump {task.name} {split}", disable=not progress)
     with torch.no_grad():

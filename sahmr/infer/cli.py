@@ -19,6 +19,8 @@ import argparse
 import json
 import sys
 
+from sahmr.config import add_params_arguments
+
 
 def _parse_box(text: str) -> list[float]:
     try:
@@ -34,7 +36,8 @@ def _predict(args: argparse.Namespace) -> int:
     from sahmr.infer import load_inputs, load_predictor, write_prediction
 
     inputs = load_inputs(args.image, args.scene, args.camera, args.box)
-    predictor = load_predictor(args.model, args.ckpt or f"runs/{args.model}/final.ckpt", args.params, args.body_model)
+    predictor = load_predictor(args.model, args.ckpt or f"runs/{args.model}/final.ckpt", args.params, args.body_model,
+                               args.set_overrides)
     pred = predictor(inputs)
     paths = write_prediction(pred, args.out, tuple(args.formats.split(",")))
     if pred.fallback:
@@ -57,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--box", required=True, type=_parse_box, help="person box x0,y0,x1,y1 in image pixels (write --box=-5,10,200,400 when x0 is negative)")
     p.add_argument("--model", choices=["sahmr", "baseline"], default="sahmr", help="which trained model (default sahmr)")
     p.add_argument("--ckpt", default=None, help="stage-2 checkpoint (default runs/<model>/final.ckpt)")
-    p.add_argument("--params", default="params.yaml", help="the parameters the checkpoint was trained with")
+    add_params_arguments(p, "train_<model>")  # the parameters the checkpoint was trained with
     p.add_argument("--body-model", default=None, help="body model name or .npz (default: the params' body_model)")
     p.add_argument("--formats", default="ply,obj", help="mesh formats, comma-separated: ply, obj (default both)")
     p.add_argument("--out", required=True, help="output folder")

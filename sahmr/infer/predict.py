@@ -109,30 +109,23 @@ class Predictor:
 
 
 def load_predictor(task_name: str, ckpt: str | Path, params: str | Path | dict = "params.yaml",
-                   body_model: str | Path | None = None) -> Predictor:  # fmt: skip
+                   body_model: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Predictor:  # fmt: skip
     """A Predictor for a stage-2 checkpoint (`runs/<task>/final.ckpt`, RCNet weights included).
 
     task_name: "sahmr" or "baseline"; params: params.yaml (its ``train_<task>`` section and the global
-    ``preset`` size the model; they must be those the checkpoint was trained with) or an already merged
-    dict; body_model: overrides the section's ``body_model`` (name or .npz path)."""
+    ``preset`` size the model; they must be those the checkpoint was trained with) or its parsed mapping;
+    overrides: ``key=value`` strings over that section (as ``-S``); body_model: overrides the section's
+    ``body_model`` (name or .npz path)."""
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
-    from sahmr.config import load_params
-    from sahmr.eval.dump import load_stage2_model
-    from sahmr.train.cli import _builtin_tasks, resolve_params, task_params
-    from sahmr.train.registry import get_task
+    from sahmr.train.tasks import load_trained
 
     if task_name not in ("sahmr", "baseline"):
         raise ValueError(f"model {task_name!r}: expected 'sahmr' or 'baseline'")
-    _builtin_tasks()
-    merged = params if isinstance(params, dict) else resolve_params(load_params(params), task_name, source=str(params))
-    tp = task_params(merged)
-    if body_model is not None:
-        tp["body_model"] = str(body_model)
-    task = get_task(task_name, tp)
-    model = load_stage2_model(task, ckpt)
-    faces = load_body_model_file(resolve_model_path(task.body_model)).arrays["f"]  # the arrays only, no 2nd BodyModel
-    return Predictor(model, task.crop_size, faces, task_name)
+    overrides = [*overrides, *([f"body_model={body_model}"] if body_model is not None else [])]
+    trained = load_trained(task_name, ckpt, params, overrides)
+    faces = load_body_model_file(resolve_model_path(trained.task.body_model)).arrays["f"]  # the arrays only, no 2nd BodyModel
+    return Predictor(trained.model, trained.task.crop_size, faces, task_name)
 
 
 def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[str, ...] = ("ply", "obj")) -> list[Path]:

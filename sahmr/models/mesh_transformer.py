@@ -47,7 +47,7 @@ draw, and explicit per-sample indices can be injected (parity with the original'
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -106,10 +106,9 @@ class MeshTransformerConfig:
             base = cls()
         else:
             raise ValueError(f"unknown mesh-transformer preset {name!r}; choose 'paper' or 'cpu'")
-        bad = set(overrides) - {f.name for f in fields(cls)}
-        if bad:
-            raise ValueError(f"unknown MeshTransformerConfig fields: {sorted(bad)}")
-        cfg = replace(base, **overrides)
+        from sahmr.config import with_preset
+
+        cfg = with_preset(cls, base, overrides, what=f"mesh-transformer model ({name} preset)")
         cfg.validate()
         return cfg
 

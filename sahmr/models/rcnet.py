@@ -46,7 +46,7 @@ centre − anchor, S − 1 everywhere, floor rounding, explicit fallback).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -134,10 +134,10 @@ class RCNetConfig:
             base = cls()
         else:
             raise ValueError(f"unknown RCNet preset {name!r}; choose 'paper' or 'cpu'")
-        bad = set(overrides) - {f.name for f in fields(cls)}
-        if bad:
-            raise ValueError(f"unknown RCNetConfig fields: {sorted(bad)}")
-        return replace(base, **{"rounding": None, **overrides})  # None: follows `quirks` (see __post_init__)
+        from sahmr.config import with_preset
+
+        # rounding None follows `quirks` (see __post_init__) unless set explicitly
+        return with_preset(cls, base, {"rounding": None, **overrides}, what=f"RCNet model ({name} preset)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,7 +29,17 @@ from sahmr.models.rcnet import RCNet, RCNetConfig
 from .rcnet_losses import rcnet_losses, rcnet_metrics
 from .rcnet_targets import build_rcnet_targets
 
-__all__ = ["RCNetTask"]
+__all__ = ["RCNetTask", "RCNetTaskParams"]
+
+
+@dataclass
+class RCNetTaskParams:
+    """RCNet's own keys of the ``train_rcnet`` section (the loop's are `TrainConfig`'s).
+
+    preset: "cpu" | "paper" (`RCNetConfig.preset`); model: overrides of `RCNetConfig` fields."""
+
+    preset: str = "cpu"
+    model: dict[str, Any] = field(default_factory=dict)
 
 
 class RCNetTask:
@@ -45,6 +56,10 @@ class RCNetTask:
         self.cfg = cfg
         self.name = "rcnet"
         self.crop_size = cfg.crop_size  # the training loop builds the dataset at the model's crop size
+
+    @classmethod
+    def from_params(cls, params: RCNetTaskParams) -> "RCNetTask":
+        return cls(RCNetConfig.preset(params.preset, **params.model))
 
     def build_model(self) -> nn.Module:
         return RCNet(self.cfg)

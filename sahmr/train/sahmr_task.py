@@ -40,7 +40,7 @@ PA_MPJPE, G_MPJPE, G_MPVE, PelvisE, PelvisE_mesh, PelvisE_coarse, C_HSCP_L2 (mm,
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,26 @@ from sahmr.models.sahmr import SAHMR, ImageOnlyBaseline
 
 from .sahmr_losses import SAHMR_LOSS_WEIGHTS, sahmr_losses, sahmr_metrics
 
-__all__ = ["SAHMRTask", "BaselineTask", "load_rcnet_checkpoint", "load_mesh_init"]
+__all__ = ["SAHMRTask", "BaselineTask", "Stage2Params", "load_rcnet_checkpoint", "load_mesh_init"]
+
+
+@dataclass
+class Stage2Params:
+    """The stage-2 tasks' own keys of ``train_sahmr`` / ``train_baseline`` (meanings: the module docstring;
+    the loop's keys are `TrainConfig`'s)."""
+
+    preset: str = "cpu"
+    rcnet_ckpt: str | None = None
+    body_model: str = "sahmr-open"
+    model: dict[str, Any] = field(default_factory=dict)
+    rcnet: dict[str, Any] = field(default_factory=dict)
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    corr_points_quirk: bool = True
+    pelvis_noise_thr: float = 0.5
+    pelvis_noise_std: float = 0.08
+    init_backbone: str = "rcnet"
+    contact_sampling: str = "kit"
+    init_mesh_ckpt: str | None = None
 
 
 def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
@@ -135,6 +154,8 @@ class SAHMRTask:
                  pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08, init_backbone: str = "rcnet",
                  contact_sampling: str = "kit", init_mesh_ckpt: str | Path | None = None):  # fmt: skip
         self.name = self.task_name
+        # what built the task: recorded in train_config.json, so a resume with other task params is refused
+        self.params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.rcnet_cfg = RCNetConfig.preset(preset, **(rcnet or {}))
         self.mesh_cfg = MeshTransformerConfig.preset(preset, **(model or {}))
         self.mesh_cfg = replace(self.mesh_cfg, use_scene=self.model_cls.use_scene)
@@ -165,13 +186,14 @@ class SAHMRTask:
                              "RCNet's. Set init_backbone: none to start from the init_mesh_ckpt weights.")  # fmt: skip
         self.init_mesh_ckpt = init_mesh_ckpt or None
 
-    _KEYS = ("preset", "rcnet_ckpt", "body_model", "model", "rcnet", "loss_weights", "corr_points_quirk",
-             "pelvis_noise_thr", "pelvis_noise_std", "init_backbone", "contact_sampling", "init_mesh_ckpt")  # fmt: skip
-
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "SAHMRTask":
-        """Build from a params section; keys other than the constructor's (e.g. `seed`) are ignored."""
-        return cls(**{k: v for k, v in params.items() if k in cls._KEYS})
+    def from_params(cls, params: Stage2Params | dict[str, Any]) -> "SAHMRTask":
+        """Build from `Stage2Params` (or a mapping checked against it: an unknown key is an error)."""
+        if not isinstance(params, Stage2Params):
+            from sahmr.config import from_mapping
+
+            params = from_mapping(Stage2Params, params, where=f"{cls.task_name} task params")
+        return cls(**asdict(params))
 
     def build_model(self, load_rcnet: bool = True) -> nn.Module:
         """The model with RCNet loaded from `rcnet_ckpt` (frozen) and, with init_backbone "rcnet", the mesh

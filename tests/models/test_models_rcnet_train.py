@@ -131,7 +131,7 @@ def test_loss_weights_validation(rcnet_cpu_batch):
     model = task.build_model().eval()
     with pytest.raises(ValueError, match="bogus"):
         task.validation_metrics(model, rcnet_cpu_batch)
-    with pytest.raises(ValueError, match="unknown RCNetConfig"):
+    with pytest.raises(ValueError, match="voxelsize: unknown parameter"):
         RCNetConfig.preset("cpu", voxelsize=0.1)
     with pytest.raises(ValueError, match="preset"):
         RCNetConfig.preset("gpu")

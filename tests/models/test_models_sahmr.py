@@ -251,7 +251,7 @@ def test_copy_trunk_weights_refuses_another_architecture():
 
 def test_sahmr_cpu_training_losses_decrease(rcnet_ckpt, open_model_path, rcnet_cpu_batch):
     task = SAHMRTask.from_params({"preset": "cpu", "rcnet_ckpt": str(rcnet_ckpt), "body_model": str(open_model_path),
-                                  "model": {"num_layers": 1, "dropout": 0.0, "attn_dropout": 0.0}, "seed": 0})  # fmt: skip
+                                  "model": {"num_layers": 1, "dropout": 0.0, "attn_dropout": 0.0}})  # fmt: skip
     torch.manual_seed(0)
     model = task.build_model()
     model.train()

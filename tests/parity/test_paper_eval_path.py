@@ -185,20 +185,21 @@ def test_converted_checkpoint_dumps_and_evaluates_with_imported_smpl(open_model_
 
     # 4. dump (batch sizes 2 and 1) and evaluate. What the dumped model is made of is recorded on the way
     # (small tensors only: the model itself is not kept).
-    import sahmr.eval.dump as dump_mod
     import sahmr.models.sahmr as sahmr_mod
+    import sahmr.train.tasks as tasks_mod
 
     seen, contact_counts, drawn = [], [], []
-    load_model, pad = dump_mod.load_stage2_model, sahmr_mod.pad_contact_points
+    load_trained, pad = tasks_mod.load_trained, sahmr_mod.pad_contact_points
 
-    def recording_load(task, path):
-        model = load_model(task, path)
+    def recording_load(*args, **kwargs):
+        trained = load_trained(*args, **kwargs)
+        model = trained.model
         sd = model.state_dict()
         mt = model.metro_enhanced
         seen.append({"probes": {k: sd[k].clone() for k in PROBES}, "template": mt.template.clone(),
                      "coarse_part_ids": mt.coarse_part_ids.clone(), "contact_sampling": model.contact_sampling,
                      "levels": (mt.num_verts, mt.num_mid, mt.num_coarse)})  # fmt: skip
-        return model
+        return trained
 
     def recording_pad(points, part, batch, batch_size, *args, **kwargs):
         out = pad(points, part, batch, batch_size, *args, **kwargs)
@@ -206,7 +207,7 @@ def test_converted_checkpoint_dumps_and_evaluates_with_imported_smpl(open_model_
         drawn.extend(zip(*(t.clone() for t in out)))  # per sample: (points (500, 3), part (500,), mask (500,))
         return out
 
-    monkeypatch.setattr(dump_mod, "load_stage2_model", recording_load)
+    monkeypatch.setattr(tasks_mod, "load_trained", recording_load)
     monkeypatch.setattr(sahmr_mod, "pad_contact_points", recording_pad)
     preds, t_dump = {}, {}
     for bs in (2, 1):

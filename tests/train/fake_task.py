@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -68,5 +69,12 @@ class PelvisTask:
         return {"PelvisE": 1000.0 * (pred - batch["pelvis_cam"]).norm(dim=-1)}
 
 
-def factory(params: dict) -> PelvisTask:
-    return PelvisTask(params)
+@dataclass
+class PelvisParams:
+    """The fake task's own keys of ``train_<name>``."""
+
+    width: int = 8
+
+
+def factory(params: PelvisParams) -> PelvisTask:
+    return PelvisTask({"width": params.width})

@@ -31,19 +31,19 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class SynthParams:
-    """Parameters of the generator (params.yaml section ``synth``)."""
+    """Parameters of the generator (params.yaml section ``synth``; loaded by `sahmr.config.load_section`)."""
 
     seed: int = 0
-    scenes: dict = field(default_factory=lambda: {"train": 40, "val": 5, "test": 5})
-    frames_per_scene: dict = field(default_factory=lambda: {"train": 150, "val": 120, "test": 120})
-    image_size: tuple = (512, 384)
+    scenes: dict[str, int] = field(default_factory=lambda: {"train": 40, "val": 5, "test": 5})
+    frames_per_scene: dict[str, int] = field(default_factory=lambda: {"train": 150, "val": 120, "test": 120})
+    image_size: tuple[int, int] = (512, 384)
     cameras_per_scene: int = 4
     views_per_person: int = 2
-    pose_class_weights: dict = field(default_factory=lambda: {
+    pose_class_weights: dict[str, float] = field(default_factory=lambda: {
         "stand": 1.0, "walk": 1.0, "reach": 0.8, "crouch": 0.6, "kneel": 0.6, "sit": 2.2, "lie": 1.0, "lean": 1.2})
-    distance_range: tuple = (2.0, 7.0)
-    hfov_range: tuple = (50.0, 75.0)
-    camera_height: tuple = (1.0, 2.5)
+    distance_range: tuple[float, float] = (2.0, 7.0)
+    hfov_range: tuple[float, float] = (50.0, 75.0)
+    camera_height: tuple[float, float] = (1.0, 2.5)
     min_person_pixels: int = 400
     max_occlusion: float = 0.75
     min_in_image: float = 0.5  # fraction of the person's box inside the image
@@ -53,12 +53,11 @@ class SynthParams:
     scan_voxel: float = 0.03
     noise_std: float = 2.0  # sensor noise, 8-bit levels
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "SynthParams":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"synth parameters: unknown keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    def __post_init__(self) -> None:
+        for name in ("scenes", "frames_per_scene"):
+            bad = set(getattr(self, name)) - set(SPLITS)
+            if bad:
+                raise ValueError(f"synth.{name}: unknown split(s) {sorted(bad)}; expected keys among {list(SPLITS)}")
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=list).encode()).hexdigest()[:16]

@@ -31,7 +31,7 @@ import torch
 
 from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, frustum_points_cam, worker_init_fn
 from sahmr.data.format import DatasetWriter, write_image
-from sahmr.data.validate import validate_dataset
+from sahmr.data.format.validate import validate_dataset
 from sahmr.geometry.camera import crop_image, look_at, square_crop_box
 from sahmr.geometry.sdf import SDFGrid
 

@@ -1,4 +1,5 @@
-"""Joint regressors: convex sparse rows fitted to skeleton joints, and the H36M-style evaluation rows.
+"""Joint regressors: convex sparse rows fitted to skeleton joints, the H36M-style evaluation rows, and the
+H36M joints of meshes (`regress_h36m`, spec §2.2: the joints and pelvis every metric uses).
 
 A regressor row expresses a joint as a convex combination (non-negative weights summing to 1) of
 nearby mesh vertices, fitted by non-negative least squares over many shaped (and posed) meshes.
@@ -11,7 +12,9 @@ import torch
 from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
-from sahmr.body.model_file import H36M_J17_NAMES
+from sahmr.body.model_file import H36M_J17_NAMES, H36M_J17_TO_J14, H36M_PELVIS
+
+__all__ = ["fit_convex_row", "fit_joint_regressor", "h36m_regressor_from_skeleton", "posed_samples", "regress_h36m"]
 
 
 def fit_convex_row(verts: np.ndarray, target: np.ndarray, candidates: np.ndarray, sum_weight: float = 1e3) -> np.ndarray:
@@ -108,3 +111,26 @@ def h36m_regressor_from_skeleton(
         "right_wrist": R[21],
     }
     return np.stack([rows[n] for n in H36M_J17_NAMES])
+
+
+def regress_h36m(verts, regressor17):
+    """H36M joints of meshes (spec §2.2).
+
+    verts: (B, V, 3) float, any frame, metres.
+    regressor17: (17, V) H36M joint regressor (numpy, torch, or scipy.sparse), rows ~sum to 1. Cast to the
+        dtype of `verts` (as the original float32 pipeline does).
+    Returns: joints14 (B, 14, 3) = J17[:, H36M_J17_TO_J14], pelvis (B, 3) = J17[:, 0]; same frame as `verts`.
+    """
+    if verts.ndim != 3 or verts.shape[-1] != 3:
+        raise ValueError(f"verts: expected shape (B, V, 3), got {tuple(verts.shape)}")
+    if hasattr(regressor17, "toarray"):  # scipy.sparse: 17 x V is tiny, densify
+        regressor17 = regressor17.toarray()
+    if isinstance(verts, torch.Tensor):
+        reg = torch.as_tensor(regressor17).to(device=verts.device, dtype=verts.dtype)
+    else:
+        reg = np.asarray(regressor17).astype(verts.dtype, copy=False)
+    if tuple(reg.shape) != (17, verts.shape[1]):
+        raise ValueError(f"regressor17: expected shape (17, {verts.shape[1]}), got {tuple(reg.shape)}")
+    j17 = reg @ verts  # (17, V) @ (B, V, 3) -> (B, 17, 3), batched BLAS
+    idx = list(H36M_J17_TO_J14)
+    return j17[:, idx], j17[:, H36M_PELVIS]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from sahmr.data.validate import format_problems, validate_dataset
+    from sahmr.data.format.validate import format_problems, validate_dataset
 
     root = Path(args.dir)
     problems = validate_dataset(root, check_hash=not args.no_hash, check_images=not args.no_images,

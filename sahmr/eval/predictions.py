@@ -23,7 +23,7 @@ target folder + ``os.replace``): a failed write leaves nothing behind.
 
 :func:`evaluate_arrays` reproduces the release evaluation (spec §6.2) — world-frame meshes, H36M
 joints from a regressor, SDF-based PenE/ConFE — and adds PA-MPJPE, the pelvis error and vertex-level
-contact precision/recall/F1 (:mod:`sahmr.eval.metrics`).
+contact precision/recall/F1 (:mod:`sahmr.metrics`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from sahmr.atomic import atomic_write as _atomic_write
-from sahmr.eval import metrics as M
+from sahmr import metrics as M
+from sahmr.body.regressors import regress_h36m
 from sahmr.geometry.sdf import SDFGrid, query_sdf
 
 __all__ = [
@@ -391,8 +392,8 @@ def evaluate_arrays(
             pr_w = pred.verts_world[idx].astype(np.float64)
         else:
             pr_w = _apply_rigid(T_cam_to_world[s:e], pred.verts_cam[idx].astype(np.float64))
-        pr_j, pr_pel = M.regress_h36m(pr_w, reg)
-        gt_j, gt_pel = M.regress_h36m(gt_w, reg)
+        pr_j, pr_pel = regress_h36m(pr_w, reg)
+        gt_j, gt_pel = regress_h36m(gt_w, reg)
         put("g_mpjpe", M.g_mpjpe(pr_j, gt_j))
         put("g_mpve", M.g_mpve(pr_w, gt_w))
         put("mpjpe", M.mpjpe(pr_j, gt_j, pr_pel, gt_pel))

@@ -26,7 +26,7 @@ from sahmr.data.preview import PART_COLORS
 from sahmr.geometry.camera import invert_rigid, square_crop_box, transform
 
 from .inputs import FrameInputs
-from .mesh_io import write_obj, write_ply_mesh, write_ply_points
+from sahmr.mesh_io import write_obj, write_ply_mesh, write_ply_points
 
 __all__ = ["FramePrediction", "Predictor", "load_predictor", "write_prediction"]
 

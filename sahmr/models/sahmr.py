@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from sahmr.eval.metrics import regress_h36m
+from sahmr.body.regressors import regress_h36m
 
 from .mesh_transformer import MeshTransformer, MeshTransformerConfig, pad_contact_points
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sahmr.eval.metrics import voxseg_precision_recall_iou
+from sahmr.metrics import voxseg_precision_recall_iou
 from sahmr.models.rcnet import RCNetOutput
 
 from .rcnet_targets import RCNetTargets, gkernel

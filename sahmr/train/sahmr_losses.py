@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sahmr.eval import metrics as M
+from sahmr import metrics as M
 from sahmr.models.sahmr import SAHMROutput
 
 __all__ = ["SAHMR_LOSS_WEIGHTS", "sahmr_losses", "sahmr_metrics"]
@@ -69,7 +69,7 @@ def sahmr_losses(out: SAHMROutput, batch: dict, weights: dict[str, float] | None
 
 @torch.no_grad()
 def sahmr_metrics(out: SAHMROutput, batch: dict) -> dict[str, Tensor]:
-    """Per-sample (B,) metrics in mm (spec §6.1, `sahmr.eval.metrics`): MPJPE, MPVE (pelvis-aligned),
+    """Per-sample (B,) metrics in mm (spec §6.1, `sahmr.metrics`): MPJPE, MPVE (pelvis-aligned),
     PA_MPJPE, G_MPJPE, G_MPVE (camera frame), PelvisE (origin pelvis used), PelvisE_mesh (H36M pelvis of
     the predicted mesh), PelvisE_coarse (RCNet coarse pelvis), C_HSCP_L2 (÷ V)."""
     gv, gj, gp = _gt(batch, out)

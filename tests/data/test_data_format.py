@@ -17,7 +17,7 @@ from sahmr.data.format import (
     read_image,
     write_image,
 )
-from sahmr.data.validate import validate_dataset
+from sahmr.data.format.validate import validate_dataset
 
 from .tiny_dataset import BODY_META, SCENES, V, floor_sdf, image_for, make_tiny_dataset, scene_points, split_arrays
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from sahmr.eval import metrics as M
+from sahmr import metrics as M
+from sahmr.body.regressors import regress_h36m
 from sahmr.eval.predictions import (
     SUMMARY_KEYS,
     Predictions,
@@ -185,8 +186,8 @@ def test_table_equals_direct_metric_calls_and_camera_input_agrees():
     assert table["frame_id"].tolist() == gt["gt_frame_ids"].tolist()
 
     pw, gw = pred_w.astype(np.float64), gt["gt_verts_world"].astype(np.float64)
-    pj, pp = M.regress_h36m(pw, gt["regressor17"])
-    gj, gp = M.regress_h36m(gw, gt["regressor17"])
+    pj, pp = regress_h36m(pw, gt["regressor17"])
+    gj, gp = regress_h36m(gw, gt["regressor17"])
     sdf = np.stack([query_sdf(gt["sdf_grids"][s], v) for s, v in zip(gt["scene_ids"], pw)])
     c = gt["gt_contact"]
     expected = {

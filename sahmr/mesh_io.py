@@ -1,7 +1,8 @@
-"""Small, dependency-free writers for meshes (PLY, OBJ) and coloured point clouds (PLY), atomic.
+"""The kit's one mesh / point-cloud writer (PLY, OBJ), atomic, with deterministic bytes: dataset scenes
+(``scenes/<id>/mesh.ply``, part of a dataset's content hash) and `sahmr predict`'s outputs.
 
 PLY files are binary little-endian (float32 xyz, uint8 rgb, int32 faces); OBJ is text with 1-based
-face indices. Both open in MeshLab, Blender and trimesh.
+face indices. Both open in MeshLab, Blender and trimesh. A leaf module (numpy only).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ def _check(verts: np.ndarray, faces: np.ndarray | None = None, colors: np.ndarra
         raise ValueError(f"verts: expected (N, 3), got {v.shape}")
     f = None
     if faces is not None:
-        f = np.asarray(faces, dtype=np.int32)
-        if f.ndim != 2 or f.shape[1] != 3 or (f.size and (f.min() < 0 or f.max() >= len(v))):
-            raise ValueError(f"faces: expected (F, 3) indices into {len(v)} vertices")
+        f = np.asarray(faces)
+        if f.ndim != 2 or f.shape[1] != 3 or f.dtype.kind not in "iu" or (f.size and (f.min() < 0 or f.max() >= len(v))):
+            raise ValueError(f"faces: expected (F, 3) integer indices into {len(v)} vertices, got {f.shape} {f.dtype}")
+        f = f.astype(np.int32)
     c = None
     if colors is not None:
-        c = np.asarray(colors, dtype=np.uint8)
-        if c.shape != (len(v), 3):
-            raise ValueError(f"colors: expected ({len(v)}, 3) uint8, got {c.shape}")
+        c = np.asarray(colors)
+        if c.shape not in ((len(v), 3), (len(v), 4)) or c.dtype != np.uint8:
+            raise ValueError(f"colors: expected ({len(v)}, 3) or ({len(v)}, 4) uint8 (alpha dropped), got {c.shape} {c.dtype}")
+        c = c[:, :3]
     return v, f, c
 
 
@@ -59,7 +62,7 @@ def _ply_bytes(v: np.ndarray, f: np.ndarray | None, c: np.ndarray | None) -> byt
 
 
 def write_ply_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None) -> Path:
-    """verts (V, 3), faces (F, 3) int, colors optional (V, 3) uint8 -> binary PLY at `path`."""
+    """verts (V, 3), faces (F, 3) int, colors optional (V, 3|4) uint8 -> binary PLY at `path`."""
     v, f, c = _check(verts, faces, colors)
     return atomic_write_bytes(path, _ply_bytes(v, f, c))
 

@@ -27,24 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from sahmr.data.format import (
-    BODY_PARAM_KEYS,
-    DATASET_JSON,
-    FIELDS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST_JSON,
-    NUM_PARTS,
-    REQUIRED_KEYS,
-    _KEY_RE,
-    _SPLIT_RE,
-    scene_has_sdf,
-    compute_manifest,
-    content_hash_of,
-    dataset_files,
-    dtype_name,
-    is_valid_id,
-)
+from .schema import BODY_PARAM_KEYS, DATASET_JSON, FIELDS, FORMAT_NAME, FORMAT_VERSION, KEY_RE, MANIFEST_JSON, NUM_PARTS, REQUIRED_KEYS, SPLIT_RE, dtype_name, is_valid_id
+from .hashing import compute_manifest, content_hash_of, dataset_files, scene_has_sdf
 
 __all__ = ["Problem", "check_split_arrays", "validate_dataset", "format_problems", "has_errors"]
 
@@ -171,7 +155,7 @@ def check_split_arrays(
     for key, a in arrays.items():
         spec = FIELDS.get(key)
         if spec is None:
-            if not (isinstance(key, str) and _KEY_RE.match(key)):
+            if not (isinstance(key, str) and KEY_RE.match(key)):
                 c.error(where(str(key)), str(key), "invalid array name; use [a-z][a-z0-9_]*")
             elif a.ndim < 1 or a.shape[0] != N:
                 c.error(where(key), key, f"extra array has leading dimension {a.shape[:1]}, expected N = {N}")
@@ -451,7 +435,7 @@ def _check_meta(meta: Mapping[str, Any], c: _Collector) -> bool:
         fatal = True
     else:
         for s, n in splits.items():
-            if not _SPLIT_RE.match(s):
+            if not SPLIT_RE.match(s):
                 c.error(w, f"splits.{s}", "invalid split name; use [a-z][a-z0-9_]*")
                 fatal = True
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:

@@ -21,7 +21,8 @@ PenE               Σ_v |s_v| · [s_v < 0]              (s_v = scene SDF at pred
 ConFE              Σ_{v∉C} |s_v| · [s_v < 0] + Σ_{v∈C} |s_v|   (C = GT contact vertices)          world
 =================  ==========================================================================  ===========
 
-The pelvis is always the regressed H36M pelvis (spec §2.2, :func:`regress_h36m`), never SMPL joint 0.
+The pelvis is always the regressed H36M pelvis (spec §2.2, `sahmr.body.regressors.regress_h36m`), never SMPL
+joint 0. This module is a leaf (numpy and torch only): models, losses and the evaluation import it.
 """
 
 from __future__ import annotations
@@ -30,9 +31,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "H36M_J17_TO_J14",
     "CONTACT_THRESHOLD_M",
-    "regress_h36m",
     "g_mpjpe",
     "g_mpve",
     "mpjpe",
@@ -48,10 +47,6 @@ __all__ = [
     "contact_precision_recall_f1_from_masks",
 ]
 
-# H36M 17 -> the 14 evaluation joints (spec §2.2): R_Ankle, R_Knee, R_Hip, L_Hip, L_Knee, L_Ankle,
-# R_Wrist, R_Elbow, R_Shoulder, L_Shoulder, L_Elbow, L_Wrist, Neck, Head. The pelvis (0) is not among them.
-H36M_J17_TO_J14 = (3, 2, 1, 4, 5, 6, 16, 15, 14, 11, 12, 13, 8, 10)
-H36M_PELVIS = 0
 # A vertex is "in contact" when within this distance of the scene surface (spec §5.2 contact_thr_dist).
 CONTACT_THRESHOLD_M = 0.07
 _VOXSEG_EPS = 1e-10
@@ -100,30 +95,6 @@ def _check_points(name_pred: str, pred, name_gt: str, gt) -> None:
     _xp(pred, gt)  # refuses a numpy/torch mix
     _check(name_pred, pred, (None, None, 3))
     _same_shape(name_pred, pred, name_gt, gt)
-
-
-# ----------------------------------------------------------------------------------- joint regression
-
-
-def regress_h36m(verts, regressor17):
-    """H36M joints of meshes (spec §2.2).
-
-    verts: (B, V, 3) float, any frame, metres.
-    regressor17: (17, V) H36M joint regressor (numpy, torch, or scipy.sparse), rows ~sum to 1. Cast to the
-        dtype of `verts` (as the original float32 pipeline does).
-    Returns: joints14 (B, 14, 3) = J17[:, H36M_J17_TO_J14], pelvis (B, 3) = J17[:, 0]; same frame as `verts`.
-    """
-    _check("verts", verts, (None, None, 3))
-    if hasattr(regressor17, "toarray"):  # scipy.sparse: 17 x V is tiny, densify
-        regressor17 = regressor17.toarray()
-    if isinstance(verts, torch.Tensor):
-        reg = torch.as_tensor(regressor17).to(device=verts.device, dtype=verts.dtype)
-    else:
-        reg = np.asarray(regressor17).astype(verts.dtype, copy=False)
-    _check("regressor17", reg, (17, verts.shape[1]))
-    j17 = reg @ verts  # (17, V) @ (B, V, 3) -> (B, 17, 3), batched BLAS
-    idx = list(H36M_J17_TO_J14)
-    return j17[:, idx], j17[:, H36M_PELVIS]
 
 
 # ---------------------------------------------------------------------------------- position errors

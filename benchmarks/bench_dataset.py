@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the float crop reference lives with the tests
+from tests.helpers.reference_camera import crop_image  # noqa: E402
+
 from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, frustum_points_cam, worker_init_fn
 from sahmr.data.format import DatasetWriter, write_image
 from sahmr.data.format.validate import validate_dataset
-from sahmr.geometry.camera import crop_image, look_at, square_crop_box
+from sahmr.geometry.camera import look_at, square_crop_box
 from sahmr.geometry.sdf import SDFGrid
 
 V = 6890

@@ -36,7 +36,7 @@ import plotly.io as pio
 from IPython.display import display
 
 from sahmr.body.model import BodyModel
-from sahmr.body.model_file import PART_NAMES
+from sahmr.body.parts import PART_NAMES
 from sahmr.data.format import open_dataset
 from sahmr.eval.predictions import read_predictions
 from sahmr.geometry.camera import transform

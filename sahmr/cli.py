@@ -42,14 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sahmr.viz.notebooks import NotebookError
+    from sahmr.errors import UserError
 
     _set_cache_defaults()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError,
-            NotebookError, pickle.UnpicklingError) as e:  # user-facing: one clear line
+            UserError, pickle.UnpicklingError) as e:  # user-facing: one clear line
         print(f"sahmr: error: {e}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ import torch
 
 from sahmr.body.hierarchy import HierarchyLevel, MeshSampler
 from sahmr.body.model_file import H36M_J17_TO_J14, NUM_LEVELS, BodyModelFile, load_body_model_file
+from sahmr.body.parts import NUM_PARTS
 
 DEFAULT_MODEL = "sahmr-open"
 
@@ -116,7 +117,7 @@ class BodyModel(torch.nn.Module):
         """(V, V_mid, V_coarse), e.g. (6890, 1723, 431) for SMPL."""
         return self.sampler.level_sizes
 
-    num_parts = 7
+    num_parts = NUM_PARTS
     num_eval_joints = 14
 
     @property

@@ -60,9 +60,6 @@ H36M_J17_NAMES = (
 # R_Wrist, R_Elbow, R_Shoulder, L_Shoulder, L_Elbow, L_Wrist, Neck, Head. The pelvis (0) is not among them.
 H36M_J17_TO_J14 = (3, 2, 1, 4, 5, 6, 16, 15, 14, 11, 12, 13, 8, 10)
 H36M_PELVIS = 0
-PART_NAMES = ("none", "left_sole", "right_sole", "left_hand", "right_hand", "back", "gluteus", "thighs")
-# Flip permutation of the 7 part channels (left/right swapped), spec §2.4.
-PART_FLIP = (1, 0, 3, 2, 4, 5, 6)
 
 
 class BodyModelFileError(ValueError):

@@ -11,7 +11,19 @@ same in SMPL, SMPL-H and SMPL-X).
 from __future__ import annotations
 
 import numpy as np
-import trimesh
+
+# The contact parts (spec §2.4): names by id, the count, the left/right swap of the 7 part channels under a
+# horizontal flip, and the one colour table every figure, preview and exported point cloud uses.
+PART_NAMES = ("none", "left_sole", "right_sole", "left_hand", "right_hand", "back", "gluteus", "thighs")
+NUM_PARTS = len(PART_NAMES) - 1  # 7: the channels of RCNet's contact heads and the mesh transformer's part tokens
+PART_FLIP = (1, 0, 3, 2, 4, 5, 6)  # channel i (part i + 1) <-> channel PART_FLIP[i]
+# (8, 3) RGB in [0, 1]; row = part id (0 = none, grey)
+PART_COLORS = np.array([
+    [0.80, 0.80, 0.80], [0.90, 0.10, 0.10], [0.10, 0.30, 0.90], [1.00, 0.55, 0.00], [0.00, 0.70, 0.80],
+    [0.55, 0.20, 0.75], [0.10, 0.70, 0.20], [0.95, 0.85, 0.10],
+])  # fmt: skip
+PART_COLORS_RGB8 = np.round(PART_COLORS * 255).astype(np.uint8)  # (8, 3) uint8, for PLY files
+PART_COLORS_HEX = ["#%02x%02x%02x" % tuple(c) for c in PART_COLORS_RGB8]  # for plotly
 
 # SMPL joint indices used by the rules.
 PELVIS, L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = range(10)
@@ -35,6 +47,8 @@ def compute_part_ids(
     verts: (V, 3) T-pose rest mesh; faces: (F, 3); weights: (V, K) skinning weights; joints: (K, 3)
     rest joints; parents: (K,) with parents[0] = -1. Returns (V,) int64.
     """
+    import trimesh
+
     normals = trimesh.Trimesh(verts, faces, process=False).vertex_normals
     nx, ny, nz = normals.T
     x, y, z = verts.T

@@ -8,13 +8,9 @@ import numpy as np
 import torch
 
 from sahmr.body.model import BodyModel
-from sahmr.body.model_file import PART_NAMES
+from sahmr.body.parts import NUM_PARTS, PART_COLORS, PART_NAMES
 from sahmr.body.poses import NAMED_POSES
 
-PART_COLORS = np.array([
-    [0.80, 0.80, 0.80], [0.90, 0.10, 0.10], [0.10, 0.30, 0.90], [1.00, 0.55, 0.00], [0.00, 0.70, 0.80],
-    [0.55, 0.20, 0.75], [0.10, 0.70, 0.20], [0.95, 0.85, 0.10],
-])
 
 
 def _draw(ax, verts: np.ndarray, faces: np.ndarray, face_colors: np.ndarray, view: str) -> None:
@@ -59,7 +55,7 @@ def render_preview(model: BodyModel, out: str | Path) -> Path:
     for ax, (name, view), v in zip(axes, panels, verts):
         _draw(ax, v, faces, face_colors, view)
         ax.set_title(f"{name} ({view})", fontsize=9)
-    handles = [Patch(color=PART_COLORS[i], label=PART_NAMES[i]) for i in range(1, 8)]
+    handles = [Patch(color=PART_COLORS[i], label=PART_NAMES[i]) for i in range(1, NUM_PARTS + 1)]
     fig.legend(handles=handles, loc="lower center", ncol=7, fontsize=8, frameon=False)
     V, Vm, Vc = model.level_sizes
     fig.suptitle(f"{model.name}: {V} vertices ({Vm} / {Vc} in the hierarchy), contact parts coloured", fontsize=10)

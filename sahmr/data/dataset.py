@@ -32,7 +32,7 @@ Determinism: all randomness of item ``i`` comes from ``np.random.default_rng([se
 training and ``np.random.default_rng([seed, i])`` otherwise, so an item depends only on (seed, epoch,
 index) — not on worker count, order or process. Two ways to give the epoch:
 
-* :class:`EpochSampler` (recommended with DataLoaders): yields ``(epoch, index)`` keys, which
+* :class:`~sahmr.data.sampler.EpochSampler` (recommended with DataLoaders): yields ``(epoch, index)`` keys, which
   ``dataset[(epoch, index)]`` accepts; the trainer (Lightning does it by itself) calls
   ``sampler.set_epoch(e)``. The epoch travels with each index from the main process, so prefetching or
   persistent workers can never mix epochs.
@@ -66,7 +66,7 @@ from sahmr.data.format import DatasetReader
 from sahmr.data.frustum import CameraFrustumIndex, frustum_points_cam
 from sahmr.geometry.camera import square_crop_box
 
-__all__ = ["HumanSceneDataset", "EpochSampler", "collate_human_scene", "worker_init_fn", "frustum_points_cam", "FIXED_KEYS"]
+__all__ = ["HumanSceneDataset", "collate_human_scene", "worker_init_fn", "frustum_points_cam", "FIXED_KEYS"]
 
 # Keys stacked by the collate (everything else: points_* packed, meta listed).
 FIXED_KEYS = ("image", "K", "bbx_lurb", "bbox_xyxy", "T_world_to_cam", "verts_cam", "joints14_cam", "pelvis_cam",
@@ -216,7 +216,7 @@ class HumanSceneDataset(Dataset):
         return square_crop_box(arrays["bbox_xyxy"][index])
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        """Item `key`: a row index (epoch from :meth:`set_epoch`) or an ``(epoch, index)`` pair (:class:`EpochSampler`)."""
+        """Item `key`: a row index (epoch from :meth:`set_epoch`) or an ``(epoch, index)`` pair (:class:`~sahmr.data.sampler.EpochSampler`)."""
         epoch = None
         if isinstance(key, (tuple, list)):
             epoch, index = key
@@ -273,35 +273,6 @@ class HumanSceneDataset(Dataset):
             "index": torch.tensor(index, dtype=torch.int64),
             "meta": meta,
         }
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(epoch, index)`` keys for :class:`HumanSceneDataset` — a seeded permutation per epoch
-    (``shuffle=True``, from ``np.random.default_rng([seed, epoch])``) or 0..n-1 in order.
-
-    n: dataset length; ``set_epoch(e)`` selects the epoch (Lightning calls it on the sampler before each
-    training epoch; call it yourself in a plain loop). Indices are drawn in the main process, so the
-    sequence of items is the same for any number of workers.
-    """
-
-    def __init__(self, n: int, shuffle: bool = True, seed: int = 0):
-        if n < 0 or seed < 0:
-            raise ValueError(f"EpochSampler: n and seed must be >= 0, got {n}, {seed}")
-        self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        if int(epoch) < 0:
-            raise ValueError(f"EpochSampler.set_epoch: epoch must be >= 0, got {epoch}")
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
-        epoch = self.epoch
-        return iter([(epoch, int(i)) for i in order])
 
 
 def collate_human_scene(batch: list[dict[str, Any]]) -> dict[str, Any]:

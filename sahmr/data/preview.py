@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sahmr.body.parts import PART_COLORS
 from sahmr.data.format import open_dataset
-from sahmr.geometry.camera import points_in_box_frustum, project, transform
+from sahmr.data.frustum import frustum_points_cam
+from sahmr.geometry.camera import project, transform
 
-PART_COLORS = np.array([[0.8, 0.8, 0.8], [0.9, 0.1, 0.1], [0.1, 0.3, 0.9], [1.0, 0.55, 0.0], [0.0, 0.7, 0.8],
-                        [0.55, 0.2, 0.75], [0.1, 0.75, 0.2], [0.95, 0.85, 0.1]])
 
 
 def pick_frames(pose_class: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -51,9 +51,8 @@ def render_montage(root: str | Path, out: str | Path, split: str = "train", n: i
         verts_cam = transform(T, np.asarray(arr["verts_world"][i], np.float64))
         uv = project(verts_cam, K)
         box = np.asarray(arr["bbox_xyxy"][i], np.float64)
-        pts_cam = transform(T, np.asarray(ds.scene_points(str(arr["scene_id"][i])), np.float64))
-        keep = points_in_box_frustum(pts_cam, K, box)
-        pts = pts_cam[keep]
+        # what the network would see of the scene (spec §1.8), here in the tight person box
+        pts = frustum_points_cam(np.asarray(ds.scene_points(str(arr["scene_id"][i])), np.float32), K, T, box).astype(np.float64)
         if len(pts) > max_points:
             pts = pts[rng.choice(len(pts), max_points, replace=False)]
         puv = project(pts, K)

@@ -10,8 +10,7 @@
 """
 
 from .inputs import FrameInputs, load_camera, load_image, load_inputs, load_scene_points
-from sahmr.mesh_io import write_obj, write_ply_mesh, write_ply_points
 from .predict import FramePrediction, Predictor, load_predictor, write_prediction
 
-__all__ = ["FrameInputs", "load_camera", "load_image", "load_inputs", "load_scene_points", "write_obj",
-           "write_ply_mesh", "write_ply_points", "FramePrediction", "Predictor", "load_predictor", "write_prediction"]
+__all__ = ["FrameInputs", "load_camera", "load_image", "load_inputs", "load_scene_points", "FramePrediction", "Predictor",
+           "load_predictor", "write_prediction"]

@@ -19,19 +19,16 @@ import numpy as np
 import torch
 
 from sahmr.atomic import atomic_write, atomic_write_bytes
-from sahmr.body.model_file import PART_NAMES
+from sahmr.body.parts import PART_COLORS_RGB8, PART_NAMES
 from sahmr.data.crop import crop_model_input
 from sahmr.data.frustum import frustum_points_cam
-from sahmr.data.preview import PART_COLORS
 from sahmr.geometry.camera import invert_rigid, square_crop_box, transform
+from sahmr.mesh_io import write_obj, write_ply_mesh, write_ply_points
 
 from .inputs import FrameInputs
-from sahmr.mesh_io import write_obj, write_ply_mesh, write_ply_points
 
 __all__ = ["FramePrediction", "Predictor", "load_predictor", "write_prediction"]
 
-# Contact part colours (0 = none … 7 = thighs): the data previews' palette as 8-bit RGB.
-_PART_RGB = (PART_COLORS * 255).astype(np.uint8)
 
 
 @dataclass
@@ -145,7 +142,7 @@ def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[
             written.append(write_ply_mesh(out / f"mesh_{frame}.ply", verts, pred.faces))
         if "obj" in formats:
             written.append(write_obj(out / f"mesh_{frame}.obj", verts, pred.faces))
-    written.append(write_ply_points(out / "contact_points_world.ply", pred.contact_points_world, _PART_RGB[pred.contact_parts]))
+    written.append(write_ply_points(out / "contact_points_world.ply", pred.contact_points_world, PART_COLORS_RGB8[pred.contact_parts]))
     arrays = {k: np.asarray(v) for k, v in pred.__dict__.items() if isinstance(v, np.ndarray)}
     written.append(atomic_write(out / "prediction.npz", lambda f: np.savez(f, **arrays)))
     counts = {PART_NAMES[i]: int((pred.contact_parts == i).sum()) for i in range(1, len(PART_NAMES))}

@@ -54,13 +54,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sahmr.body.parts import NUM_PARTS
+
 __all__ = ["MeshTransformerConfig", "MeshTransformer", "MeshTransformerOutput", "MeshTopology", "CPoseEncoder", "BertLayer",
            "LinearAttentionLayer", "linear_attention", "pad_contact_points", "CONTACT_SAMPLINGS", "template_tokens",
            "build_image_trunk"]  # fmt: skip
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NUM_PARTS = 7
 NUM_JOINTS = 14
 
 

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sahmr.body.parts import NUM_PARTS
 from sahmr.sparse import SparseVoxelTensor, voxelize
 
 from .backbones import build_image_backbone
@@ -63,8 +64,6 @@ __all__ = ["RCNetConfig", "RCNetOutput", "RCNet", "RootNet", "sample_image_featu
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NUM_PARTS = 7  # the 7-part contact segmentation (spec §2.4); BodyModel.num_parts
-FLIP_PERM = (1, 0, 3, 2, 4, 5, 6)  # left/right part channels swapped under a horizontal flip
 
 
 @dataclass

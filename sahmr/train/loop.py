@@ -8,7 +8,7 @@ A task bundles a model with its supervision and metrics (see :class:`Task`); thi
   (default: ``clip_grad_value_`` 0.5, as the original), per-epoch training statistics, validation
   metrics averaged over *samples* (gathered over ranks, padded duplicates removed by dataset index).
 * :class:`HumanSceneDataModule`: ``HumanSceneDataset`` train split with augmentation and a shuffled
-  :class:`~sahmr.train.samplers.DistributedEpochSampler`, val split without; configurable workers
+  :class:`~sahmr.data.sampler.EpochSampler`, val split without; configurable workers
   (0 = main process; > 0 = persistent workers with ``worker_init_fn``).
 * :func:`train`: runs ``pytorch_lightning.Trainer`` and writes, under ``cfg.out``::
 
@@ -65,7 +65,7 @@ except ImportError:  # pragma: no cover - depends on the install
     from pytorch_lightning.utilities import rank_zero_only
 
 from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, worker_init_fn
-from sahmr.train.samplers import DistributedEpochSampler
+from sahmr.data.sampler import EpochSampler
 
 __all__ = ["Task", "TrainConfig", "TaskModule", "HumanSceneDataModule", "train", "atomic_write_bytes"]
 
@@ -460,7 +460,7 @@ class HumanSceneDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         world, rank = self._world()
-        sampler = DistributedEpochSampler(len(self.train_set), shuffle=True, seed=self.cfg.seed, num_replicas=world, rank=rank, pad=True)
+        sampler = EpochSampler(len(self.train_set), shuffle=True, seed=self.cfg.seed, num_replicas=world, rank=rank, pad=True)
         return _ResumableLoader(self.train_set, batch_size=int(self.cfg.batch_size), sampler=sampler, drop_last=False,
                                 progress=self._train_progress, **self._loader_kwargs())  # fmt: skip
 
@@ -468,7 +468,7 @@ class HumanSceneDataModule(pl.LightningDataModule):
         if self.val_set is None:
             return []
         world, rank = self._world()
-        sampler = DistributedEpochSampler(len(self.val_set), shuffle=False, seed=self.cfg.seed, num_replicas=world, rank=rank, pad=True)
+        sampler = EpochSampler(len(self.val_set), shuffle=False, seed=self.cfg.seed, num_replicas=world, rank=rank, pad=True)
         bs = int(self.cfg.val_batch_size or self.cfg.batch_size)
         return torch.utils.data.DataLoader(self.val_set, batch_size=bs, sampler=sampler, **self._loader_kwargs())
 

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sahmr.models.rcnet import FLIP_PERM, NUM_PARTS, RCNetConfig, RCNetOutput, project_to_uv01
+from sahmr.body.parts import NUM_PARTS, PART_FLIP
+from sahmr.models.rcnet import RCNetConfig, RCNetOutput, project_to_uv01
 
 __all__ = ["GKERNEL_3X3", "RCNetTargets", "pelvis_targets", "label_points_by_part", "contact_heatmap_targets",
            "build_rcnet_targets", "SCENE_CONTACT_DIST"]  # fmt: skip
@@ -134,7 +135,7 @@ def contact_heatmap_targets(points_cam: Tensor, batch: Tensor, part: Tensor, K: 
 
 def flip_contact_heatmap(hm: Tensor) -> Tensor:
     """Horizontal flip + left/right channel swap: target of the flipped-crop prediction."""
-    return hm.flip(-1)[:, list(FLIP_PERM)]
+    return hm.flip(-1)[:, list(PART_FLIP)]
 
 
 @dataclass

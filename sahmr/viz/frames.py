@@ -6,7 +6,7 @@ import numpy as np
 
 from sahmr.geometry.camera import invert_rigid, project, transform
 from sahmr.geometry.sdf import query_sdf
-from sahmr.viz.scene3d import PART_COLORS_HEX, contact_points, scene_figure
+from sahmr.viz.scene3d import contact_points, scene_figure
 
 CONTACT_THRESHOLD = 0.07
 
@@ -62,4 +62,4 @@ def world_from_cam(T_world_to_cam: np.ndarray, verts_cam: np.ndarray) -> np.ndar
     return transform(invert_rigid(np.asarray(T_world_to_cam, np.float64)), np.asarray(verts_cam, np.float64))
 
 
-__all__ = ["crop_overlay", "predicted_contact", "per_part_contact", "frame_scene_figure", "world_from_cam", "PART_COLORS_HEX"]
+__all__ = ["crop_overlay", "predicted_contact", "per_part_contact", "frame_scene_figure", "world_from_cam"]

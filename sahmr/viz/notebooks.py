@@ -7,10 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from sahmr.errors import UserError
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-class NotebookError(RuntimeError):
+class NotebookError(UserError, RuntimeError):
     """A notebook cell raised; the message names the cell and the error."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sahmr.body.model_file import PART_NAMES
+from sahmr.body.parts import PART_NAMES
 
 
 def dataset_distributions(arrays: dict, title: str = ""):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PART_COLORS_HEX = ["#cccccc", "#e31a1c", "#1f4fe0", "#ff8c00", "#00b3cc", "#8c33bf", "#1ab233", "#f2d91a"]
+from sahmr.body.parts import PART_COLORS_HEX
 
 
 def _subsample(points: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sahmr.body.hierarchy import mirror_map
-from sahmr.body.model_file import PART_FLIP, SMPL_JOINT_NAMES, load_body_model_file
+from sahmr.body.model_file import SMPL_JOINT_NAMES, load_body_model_file
+from sahmr.body.parts import PART_FLIP
 from sahmr.body.parts import subtree
 from sahmr.body.poses import body_pose
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from sahmr.data.crop import crop_model_input, crop_rgb, open_rgb
-from sahmr.geometry.camera import crop_image
+from tests.helpers.reference_camera import crop_image
 
 
 def _boxes(rng, W, H, n):

@@ -5,9 +5,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sahmr.data.dataset import EpochSampler, HumanSceneDataset, collate_human_scene, worker_init_fn
+from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, worker_init_fn
+from sahmr.data.sampler import EpochSampler
 from sahmr.data.format import DatasetWriter, open_dataset, write_image
-from sahmr.geometry.camera import crop_image, points_in_box_frustum, project, square_crop_box, transform
+from sahmr.geometry.camera import project, square_crop_box, transform
+from tests.helpers.reference_camera import crop_image, points_in_box_frustum
 
 from .tiny_dataset import BODY_META, SCENES, floor_sdf, image_for, make_tiny_dataset, scene_points, split_arrays
 

@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from sahmr.data.dataset import EpochSampler
 from sahmr.train.loop import TrainConfig, train
-from sahmr.train.samplers import DistributedEpochSampler
 from tests.train.fake_task import PelvisTask, SimulatedCrash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,43 +37,6 @@ def _tsv(path: Path) -> list[tuple[int, float]]:
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "final.ckpt", weights_only=True)
-
-
-# ---------------------------------------------------------------------------------------------- sampler
-
-
-def test_distributed_sampler_single_rank_equals_epoch_sampler():
-    a, b = EpochSampler(13, shuffle=True, seed=5), DistributedEpochSampler(13, shuffle=True, seed=5)
-    for e in (0, 3):
-        a.set_epoch(e)
-        b.set_epoch(e)
-        assert list(a) == list(b)
-
-
-def test_distributed_sampler_shards_pad_and_skip():
-    n, w = 11, 2
-    shards = [DistributedEpochSampler(n, True, 1, num_replicas=w, rank=r) for r in range(w)]
-    for s in shards:
-        s.set_epoch(2)
-    items = [list(s) for s in shards]
-    assert [len(x) for x in items] == [6, 6] == [len(s) for s in shards]
-    idx = [i for x in items for (_, i) in x]
-    assert sorted(set(idx)) == list(range(n)) and len(idx) == 12  # one padding duplicate
-    assert all(e == 2 for x in items for (e, _) in x)
-    # interleaved: global batches of b*W equal the single-process batches
-    single = DistributedEpochSampler(n, True, 1)
-    single.set_epoch(2)
-    one = [i for _, i in single]
-    assert set(one[:4]) == {i for _, i in items[0][:2]} | {i for _, i in items[1][:2]}
-    # skip applies once; set_epoch to another epoch cancels it
-    s = shards[0]
-    s.skip(4)
-    assert list(s) == items[0][4:] and list(s) == items[0]
-    s.skip(3)
-    s.set_epoch(3)
-    assert len(list(s)) == 6
-    unpadded = [len(DistributedEpochSampler(n, False, 0, w, r, pad=False)) for r in range(w)]
-    assert unpadded == [6, 5]
 
 
 # ---------------------------------------------------------------------------------------------- training

@@ -16,7 +16,6 @@ FORMAT_VERSION = 1
 HASH_ALGORITHM = "sha256-manifest-v1"
 DATASET_JSON = "dataset.json"
 MANIFEST_JSON = "manifest.json"
-NUM_PARTS = 7  # contact parts 1..7 (spec §2.4); 0 = none
 NUM_JOINTS14 = 14
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

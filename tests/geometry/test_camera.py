@@ -5,18 +5,8 @@ import pytest
 import torch
 
 from sahmr.data.dataset import frustum_points_cam
-from sahmr.geometry.camera import (
-    backproject,
-    crop_affine,
-    crop_image,
-    crop_images_torch,
-    frustum_corners,
-    invert_rigid,
-    points_in_box_frustum,
-    project,
-    square_crop_box,
-    transform,
-)
+from sahmr.geometry.camera import crop_affine, invert_rigid, project, square_crop_box, transform
+from tests.helpers.reference_camera import backproject, crop_image, crop_images_torch, frustum_corners, points_in_box_frustum
 
 
 def random_rigid(rng, n=None):

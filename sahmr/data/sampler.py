@@ -1,8 +1,10 @@
-"""Rank-aware, resumable epoch sampler for :class:`sahmr.data.dataset.HumanSceneDataset`.
+"""The epoch sampler of :class:`sahmr.data.dataset.HumanSceneDataset`: rank-aware and resumable.
 
-:class:`DistributedEpochSampler` yields ``(epoch, index)`` keys like :class:`sahmr.data.dataset.EpochSampler`
-(the same seeded permutation ``np.random.default_rng([seed, epoch]).permutation(n)``), sharded over
-``num_replicas`` processes, and can skip the first items of an epoch once (mid-epoch resume).
+:class:`EpochSampler` yields ``(epoch, index)`` keys (the dataset draws its augmentation from them, so items
+are a pure function of seed, epoch and index, whatever the number of workers): a seeded permutation per
+epoch, ``np.random.default_rng([seed, epoch]).permutation(n)`` (or 0..n-1 without shuffling), sharded over
+``num_replicas`` processes, that can skip the first items of an epoch once (mid-epoch resume). Indices are
+drawn in the main process.
 
 Sharding is interleaved: rank ``r`` takes ``order[r::num_replicas]`` of the (padded) epoch order. With a
 per-rank batch size ``b``, the union of the ranks' ``t``-th batches is ``order[t*b*W:(t+1)*b*W]`` — exactly
@@ -11,8 +13,7 @@ batches as a single process with a W-times larger batch.
 
 Padding (``pad=True``, needed for training under DDP where every rank must run the same number of steps):
 the order is extended cyclically to ``ceil(n / W) * W`` items, so ``(-n) % W`` items are seen twice per
-epoch (as ``torch.utils.data.DistributedSampler``). With ``num_replicas=1`` nothing is padded and the
-sequence equals :class:`~sahmr.data.dataset.EpochSampler`'s.
+epoch (as ``torch.utils.data.DistributedSampler``). With ``num_replicas=1`` (the default) nothing is padded.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["DistributedEpochSampler"]
+__all__ = ["EpochSampler"]
 
 
-class DistributedEpochSampler(torch.utils.data.Sampler):
+class EpochSampler(torch.utils.data.Sampler):
     """``(epoch, index)`` keys of one rank's shard of a seeded per-epoch order.
 
     n: dataset length; shuffle: seeded permutation per epoch (else 0..n-1); seed: >= 0;
@@ -39,9 +40,9 @@ class DistributedEpochSampler(torch.utils.data.Sampler):
 
     def __init__(self, n: int, shuffle: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0, pad: bool = True):
         if n < 0 or seed < 0:
-            raise ValueError(f"DistributedEpochSampler: n and seed must be >= 0, got {n}, {seed}")
+            raise ValueError(f"EpochSampler: n and seed must be >= 0, got {n}, {seed}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
-            raise ValueError(f"DistributedEpochSampler: need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas}, {rank}")
+            raise ValueError(f"EpochSampler: need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas}, {rank}")
         self.n, self.shuffle, self.seed = int(n), bool(shuffle), int(seed)
         self.num_replicas, self.rank, self.pad = int(num_replicas), int(rank), bool(pad)
         self.epoch = 0
@@ -49,7 +50,7 @@ class DistributedEpochSampler(torch.utils.data.Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         if int(epoch) < 0:
-            raise ValueError(f"DistributedEpochSampler.set_epoch: epoch must be >= 0, got {epoch}")
+            raise ValueError(f"EpochSampler.set_epoch: epoch must be >= 0, got {epoch}")
         if int(epoch) != self.epoch:
             self._skip = 0
         self.epoch = int(epoch)
@@ -57,7 +58,7 @@ class DistributedEpochSampler(torch.utils.data.Sampler):
     def skip(self, k: int) -> None:
         """Start the next iteration at item k of this rank's shard (0 <= k; clipped to the shard length)."""
         if int(k) < 0:
-            raise ValueError(f"DistributedEpochSampler.skip: k must be >= 0, got {k}")
+            raise ValueError(f"EpochSampler.skip: k must be >= 0, got {k}")
         self._skip = int(k)
 
     @property

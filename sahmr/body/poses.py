@@ -1,9 +1,13 @@
 """A few named SMPL-style body poses (axis-angle, radians) used by previews and tests.
 
 Joint indices follow SMPL's 24-joint order; ``body_pose`` excludes the root (joint 0), so joint j
-lives at ``body_pose[3*(j-1):3*j]``. SMPL axes: x = subject's left, y up, z forward. Flexing a hip
-(thigh forward) and bending a knee are rotations about x (positive lifts the thigh forward / bends
-the knee backwards respectively); lowering an arm from the T-pose is a rotation about z.
+lives at ``body_pose[3*(j-1):3*j]``.
+
+Sign conventions of SMPL's local joint rotations — the kit's one statement of them (SMPL axes: x = subject's
+left, y up, z forward; checked by ``tests/body/test_poses.py``):
+hip flexion (thigh forward) = −x at the hip; knee bend (heel back) = +x; spine flexion (lean forward) = +x;
+left arm down from the T-pose = −z at the left shoulder (right: +z); arm forward = −y (left) / +y (right);
+elbow flexion bringing the forearm forward = −y (left) / +y (right); ankle dorsiflexion = −x.
 """
 
 from __future__ import annotations

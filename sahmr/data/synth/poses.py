@@ -1,9 +1,6 @@
 """Interaction poses for the synthetic benchmark: a pose class → random SMPL body poses within limits.
 
-SMPL axes (x = subject's left, y up, z forward). Sign conventions, checked by tests:
-hip flexion (thigh forward) = −x at the hip; knee bend = +x; spine flexion (lean forward) = +x;
-left arm down from T-pose = −z at the left shoulder (right: +z); arm forward = −y (left) / +y (right);
-elbow flexion bringing the forearm forward = −y (left) / +y (right); ankle dorsiflexion = −x.
+Joint rotations follow the sign conventions stated in `sahmr.body.poses` (e.g. hip flexion = −x).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import numpy as np
 
 def pene_per_frame(verts_world: np.ndarray, scene_ids: np.ndarray, grids: dict) -> np.ndarray:
     """(F, V, 3) world-frame meshes -> (F,) PenE (metres, summed over vertices)."""
-    from sahmr.eval.metrics import pene
+    from sahmr.metrics import pene
     from sahmr.geometry.sdf import query_sdf
 
     out = np.zeros(len(verts_world))
@@ -41,7 +41,7 @@ def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | No
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
     from sahmr.data.format import open_dataset
-    from sahmr.eval.metrics import regress_h36m
+    from sahmr.body.regressors import regress_h36m
     from sahmr.eval.predictions import read_predictions
     from sahmr.geometry.camera import invert_rigid, transform
 

@@ -235,7 +235,6 @@ def test_rich_crop_within_3_grey_levels_of_cv2_warpaffine(rich):
     cv2 = pytest.importorskip("cv2")
     truth, src, out, _ = rich
     ds = HumanSceneDataset(out, "train")
-    a = open_dataset(out).split("train")
     checked = 0
     for i, key in enumerate(truth.splits["train"].selected_img_keys):
         item = ds[i]

@@ -90,7 +90,7 @@ def train_schema(name: str) -> type:
 
 @functools.lru_cache(maxsize=None)
 def _train_schema(name: str, task_cls: type) -> type:
-    from sahmr.train.loop import TrainConfig
+    from sahmr.train.config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     task_hints = typing.get_type_hints(task_cls)
@@ -114,7 +114,7 @@ def load_train_params(name: str, params: str | Path | Mapping[str, Any], overrid
                       *, source: str | None = None) -> tuple[dict[str, Any], Any]:  # fmt: skip
     """``(loop fields, task params)`` of ``train_<name>``: the globals ``seed``/``preset`` <- the section <-
     `overrides`. The loop fields are a dict of `TrainConfig` keywords; the task params a `task_schema(name)`."""
-    from sahmr.train.loop import TrainConfig
+    from sahmr.train.config import TrainConfig
 
     if not isinstance(params, Mapping):
         source = source or str(params)
@@ -134,7 +134,7 @@ def load_task(name: str, params: str | Path | Mapping[str, Any], overrides: Iter
               data: str | Path | None = None, out: str | Path | None = None, resume: bool | None = None,
               source: str | None = None) -> tuple[Any, Any]:  # fmt: skip
     """``(TrainConfig, task)`` for ``sahmr train <name>``: the section checked, `data`/`out` given or from it."""
-    from sahmr.train.loop import TrainConfig
+    from sahmr.train.config import TrainConfig
 
     loop, task_params = load_train_params(name, params, overrides, source=source)
     if data is not None:

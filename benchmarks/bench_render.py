@@ -30,7 +30,7 @@ import trimesh
 
 from sahmr.data.synth.render import Renderer, default_lights, look_at, render, render_mask, scene_render_item
 from sahmr.data.synth.scan import scan_points
-from sahmr.data.synth.scenes import generate_scene
+from sahmr.data.synth.layout import generate_scene
 from sahmr.data.synth.sdf import scene_sdf_grid
 
 V = 6890

@@ -138,10 +138,21 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
     from sahmr.data.format import write_image, write_scene
     from sahmr.data.synth.appearance import body_regions, random_outfit, vertex_colors
     from sahmr.data.synth.cameras import project, sample_static_cameras
-    from sahmr.data.synth.placement import AFFORDANCE_FOR_CLASS, CONTACT_THRESHOLD, MAX_PENETRATION, place_person
-    from sahmr.data.synth.render import Renderer, RenderItem, random_lights, scene_render_item
+    from sahmr.data.synth.placement import (
+        AFFORDANCE_FOR_CLASS,
+        CONTACT_THRESHOLD,
+        MAX_PENETRATION,
+        place_person,
+    )
+    from sahmr.data.synth.render import (
+        Renderer,
+        RenderItem,
+        random_lights,
+        scene_render_item,
+    )
     from sahmr.data.synth.scan import scan_points
-    from sahmr.data.synth.scenes import generate_scene, scene_to_dict
+    from sahmr.data.synth.layout import generate_scene
+    from sahmr.data.synth.scenes import scene_to_dict
     from sahmr.data.synth.sdf import scene_sdf_grid
 
     root = Path(out_root)

@@ -24,13 +24,13 @@ Frames and units (kit-wide): world frame in metres, **z up**, the floor's top su
   outside the geometry and inside non-overlapping boxes; in regions where boxes overlap it is a lower
   bound of the depth's magnitude (generated scenes have no overlapping boxes, only touching ones).
 
-:func:`generate_scene` builds a random room with :class:`SceneParams`; all randomness comes from the
-``np.random.Generator`` argument, so the same seed gives the identical scene.
+:func:`sahmr.data.synth.layout.generate_scene` builds a random room with
+:class:`sahmr.data.synth.furniture.SceneParams`; all randomness comes from the ``np.random.Generator``
+argument, so the same seed gives the identical scene.
 """
 
 from __future__ import annotations
 
-import colorsys
 import dataclasses
 import hashlib
 import math
@@ -48,8 +48,6 @@ __all__ = [
     "Affordance",
     "SceneObject",
     "Scene",
-    "SceneParams",
-    "generate_scene",
     "box_sdf",
     "union_sdf",
     "box_mesh_arrays",
@@ -111,7 +109,7 @@ class Box:
     @property
     def rotation(self) -> np.ndarray:
         """(3, 3) float64 box-local -> world rotation (about z by yaw)."""
-        return _rot_z(self.yaw)
+        return rot_z(self.yaw)
 
     def corners(self) -> np.ndarray:
         """(8, 3) float64 world corners; corner i has local signs ((i>>2)&1, (i>>1)&1, i&1) -> (-1 | +1)."""
@@ -123,7 +121,7 @@ class Box:
 
     def transformed(self, yaw: float, translation) -> "Box":
         """This box rotated about the world z axis (through the origin) by `yaw`, then translated."""
-        centre = _rot_z(yaw) @ self.centre + np.asarray(translation, dtype=np.float64)
+        centre = rot_z(yaw) @ self.centre + np.asarray(translation, dtype=np.float64)
         return dataclasses.replace(self, centre=centre, yaw=_wrap_angle(self.yaw + yaw))
 
     def sdf(self, points: np.ndarray) -> np.ndarray:
@@ -131,7 +129,7 @@ class Box:
         return box_sdf(points, self.centre[None], self.half[None], np.array([self.yaw]))[:, 0]
 
 
-def _rot_z(yaw: float) -> np.ndarray:
+def rot_z(yaw: float) -> np.ndarray:
     c, s = math.cos(yaw), math.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
@@ -309,9 +307,9 @@ class Affordance:
         return self.to_world(np.array([[w, 0, 0], [-w, 0, 0], [-w, -self.depth, 0], [w, -self.depth, 0]]))
 
 
-def _frame(yaw: float, origin) -> np.ndarray:
+def affordance_frame(yaw: float, origin) -> np.ndarray:
     T = np.eye(4)
-    T[:3, :3] = _rot_z(yaw)
+    T[:3, :3] = rot_z(yaw)
     T[:3, 3] = origin
     return T
 
@@ -522,398 +520,3 @@ def scene_from_dict(d: dict) -> Scene:
         raise ValueError(f"scene description is missing field {e}") from e
     except TypeError as e:
         raise ValueError(f"scene description has an invalid field: {e}") from e
-
-
-# ------------------------------------------------------------------------------------------ generation
-
-
-@dataclass(frozen=True)
-class SceneParams:
-    """Parameters of :func:`generate_scene` (ranges are (low, high), sampled uniformly; metres)."""
-
-    room_size: tuple[float, float] = (4.0, 9.0)  # each side of the rectangular room (interior)
-    wall_height: tuple[float, float] = (2.5, 3.0)
-    wall_thickness: float = 0.1
-    floor_thickness: float = 0.1
-    n_walls: tuple[int, ...] = (3, 4, 4)  # drawn uniformly from this tuple; 3 leaves one side open
-    n_items: tuple[int, int] = (3, 7)  # furniture count, inclusive
-    kind_weights: tuple[tuple[str, float], ...] = (
-        ("chair", 3.0), ("sofa", 2.0), ("bed", 1.2), ("table", 2.0), ("step", 1.2), ("box", 1.6),
-    )
-    max_per_kind: tuple[tuple[str, int], ...] = (("bed", 1), ("sofa", 2), ("step", 2))
-    against_wall_prob: float = 0.6
-    clearance: float = 0.12  # minimum horizontal gap between two pieces of furniture
-    wall_gap: tuple[float, float] = (0.0, 0.05)  # gap between a wall and furniture placed against it
-    max_tries: int = 80  # placement attempts per item
-    # realistic heights of the top surfaces
-    chair_seat_height: tuple[float, float] = (0.40, 0.50)
-    sofa_seat_height: tuple[float, float] = (0.38, 0.48)
-    bed_height: tuple[float, float] = (0.45, 0.65)
-    table_height: tuple[float, float] = (0.70, 0.80)
-    step_rise: tuple[float, float] = (0.15, 0.20)
-    n_steps: tuple[int, int] = (1, 3)  # inclusive
-    crate_height: tuple[float, float] = (0.30, 0.90)  # <= 0.55: sit on it; taller: lean on it
-    # reserved free floor in front of affordances
-    sit_access: float = 0.55
-    lean_access: float = 0.70
-    step_access: float = 0.60
-
-
-@dataclass
-class _Spec:
-    """An affordance in the object's local frame (front = +y) before placement."""
-
-    kind: str
-    origin: tuple[float, float, float]
-    yaw: float  # of the affordance frame in the object frame
-    width: float
-    depth: float
-    backrest: float | None = None
-    foot_height: float = 0.0
-    access: float = 0.0
-    required: bool = True
-
-
-def _hsv(h: float, s: float, v: float) -> np.ndarray:
-    return np.clip(np.array(colorsys.hsv_to_rgb(h % 1.0, s, v)), 0.0, 1.0)
-
-
-def _wood(rng: np.random.Generator) -> dict:
-    c = _hsv(rng.uniform(0.05, 0.11), rng.uniform(0.35, 0.7), rng.uniform(0.3, 0.75))
-    return {"colour": c, "colour2": np.clip(c * rng.uniform(0.65, 0.85), 0, 1), "texture": "wood",
-            "texture_scale": float(rng.uniform(0.08, 0.2))}
-
-
-def _fabric(rng: np.random.Generator) -> dict:
-    c = _hsv(rng.uniform(0, 1), rng.uniform(0.15, 0.75), rng.uniform(0.3, 0.9))
-    tex = str(rng.choice(["plain", "plain", "checker", "stripes"]))
-    c2 = _hsv(rng.uniform(0, 1), rng.uniform(0.1, 0.6), rng.uniform(0.3, 0.95)) if tex != "plain" else c * 0.8
-    return {"colour": c, "colour2": c2, "texture": tex, "texture_scale": float(rng.uniform(0.04, 0.15))}
-
-
-def _material(rng: np.random.Generator) -> dict:
-    return _wood(rng) if rng.random() < 0.5 else _fabric(rng)
-
-
-def _box(lo, hi, mat: dict) -> Box:
-    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-    return Box(centre=(lo + hi) / 2, half=(hi - lo) / 2, **mat)
-
-
-def _make_chair(rng, p: SceneParams):
-    h = rng.uniform(*p.chair_seat_height)
-    w, d = rng.uniform(0.40, 0.55), rng.uniform(0.40, 0.50)
-    t = rng.uniform(0.04, 0.07)
-    leg = rng.uniform(0.03, 0.05)
-    bt, bh = rng.uniform(0.03, 0.06), rng.uniform(0.35, 0.55)
-    frame, cushion = _wood(rng), _material(rng)
-    boxes = [_box((-w / 2, -d / 2, h - t), (w / 2, d / 2, h), cushion)]
-    for sx in (-1, 1):
-        for sy in (-1, 1):
-            x0 = sx * (w / 2 - 0.01) - (leg if sx > 0 else 0)
-            y0 = sy * (d / 2 - 0.01) - (leg if sy > 0 else 0)
-            boxes.append(_box((x0, y0, 0.0), (x0 + leg, y0 + leg, h - t), frame))
-    boxes.append(_box((-w / 2, -d / 2, h), (w / 2, -d / 2 + bt, h + bh), frame))
-    sit_w = w
-    if rng.random() < 0.3:  # arms on the seat's sides
-        at, ah = rng.uniform(0.04, 0.06), rng.uniform(0.18, 0.25)
-        for sx in (-1, 1):
-            x0 = -w / 2 if sx < 0 else w / 2 - at
-            boxes.append(_box((x0, -d / 2 + bt, h), (x0 + at, d / 2 - 0.04, h + ah), frame))
-        sit_w = w - 2 * at
-    specs = [_Spec("sit", (0, d / 2, h), 0.0, sit_w, d - bt, backrest=d - bt, access=p.sit_access)]
-    return boxes, specs
-
-
-def _make_sofa(rng, p: SceneParams):
-    h = rng.uniform(*p.sofa_seat_height)
-    length, sd = rng.uniform(1.2, 2.3), rng.uniform(0.50, 0.65)
-    bt, bh = rng.uniform(0.15, 0.25), rng.uniform(0.75, 0.95)
-    arms = rng.random() < 0.8
-    aw = rng.uniform(0.12, 0.22) if arms else 0.0
-    ah = h + rng.uniform(0.15, 0.25)
-    mat = _fabric(rng)
-    boxes = [_box((-length / 2, -sd / 2, 0), (length / 2, sd / 2, h), mat)]
-    boxes.append(_box((-length / 2 - aw, -sd / 2 - bt, 0), (length / 2 + aw, -sd / 2, bh), mat))
-    if arms:
-        boxes.append(_box((-length / 2 - aw, -sd / 2, 0), (-length / 2, sd / 2, ah), mat))
-        boxes.append(_box((length / 2, -sd / 2, 0), (length / 2 + aw, sd / 2, ah), mat))
-    specs = [_Spec("sit", (0, sd / 2, h), 0.0, length, sd, backrest=sd, access=p.sit_access)]
-    if length >= 1.75:
-        # lying along the seat, feet toward one end: y_aff = ±x_obj, origin at that end's edge, centred in depth
-        sign = 1.0 if rng.random() < 0.5 else -1.0
-        yaw = -math.pi / 2 if sign > 0 else math.pi / 2
-        specs.append(_Spec("lie", (sign * length / 2, 0, h), yaw, sd, length, backrest=length if arms else None,
-                           foot_height=h, required=False))
-    return boxes, specs
-
-
-def _make_bed(rng, p: SceneParams):
-    top = rng.uniform(*p.bed_height)
-    length, w = rng.uniform(1.9, 2.2), rng.uniform(0.9, 1.8)
-    base_h = rng.uniform(0.2, 0.35)
-    hh, ht = rng.uniform(0.9, 1.2), rng.uniform(0.05, 0.10)
-    wood = _wood(rng)
-    sheet = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.35), rng.uniform(0.7, 0.95))
-    mattress = {"colour": sheet, "colour2": _hsv(rng.uniform(0, 1), 0.3, 0.8), "texture": str(rng.choice(["plain", "stripes", "checker"])),
-                "texture_scale": float(rng.uniform(0.05, 0.2))}
-    boxes = [
-        _box((-w / 2, -length / 2, 0), (w / 2, length / 2, base_h), wood),
-        _box((-w / 2, -length / 2, base_h), (w / 2, length / 2, top), mattress),
-        _box((-w / 2, -length / 2 - ht, 0), (w / 2, -length / 2, hh), wood),
-    ]
-    specs = [
-        _Spec("lie", (0, length / 2, top), 0.0, w, length, backrest=length, foot_height=top),
-        _Spec("sit", (w / 2, 0, top), -math.pi / 2, length, w, access=p.sit_access, required=False),
-        _Spec("sit", (-w / 2, 0, top), math.pi / 2, length, w, access=p.sit_access, required=False),
-    ]
-    return boxes, specs
-
-
-def _make_table(rng, p: SceneParams):
-    h = rng.uniform(*p.table_height)
-    w, d = rng.uniform(0.8, 1.8), rng.uniform(0.6, 1.0)
-    t, leg, inset = rng.uniform(0.03, 0.05), rng.uniform(0.04, 0.07), rng.uniform(0.03, 0.08)
-    top_mat = _wood(rng) if rng.random() < 0.7 else _fabric(rng)
-    leg_mat = _wood(rng)
-    boxes = [_box((-w / 2, -d / 2, h - t), (w / 2, d / 2, h), top_mat)]
-    for sx in (-1, 1):
-        for sy in (-1, 1):
-            x0 = sx * (w / 2 - inset) - (leg if sx > 0 else 0)
-            y0 = sy * (d / 2 - inset) - (leg if sy > 0 else 0)
-            boxes.append(_box((x0, y0, 0.0), (x0 + leg, y0 + leg, h - t), leg_mat))
-    specs = [
-        _Spec("lean", (0, d / 2, h), 0.0, w, d, access=p.lean_access),
-        _Spec("lean", (0, -d / 2, h), math.pi, w, d, access=p.lean_access, required=False),
-    ]
-    return boxes, specs
-
-
-def _make_step(rng, p: SceneParams):
-    n = int(rng.integers(p.n_steps[0], p.n_steps[1] + 1))
-    rise, w = rng.uniform(*p.step_rise), rng.uniform(0.8, 1.6)
-    tread = rng.uniform(0.25, 0.40)
-    treads = [tread] * n
-    if rng.random() < 0.5:
-        treads[-1] = rng.uniform(0.4, 0.8)  # a platform on top
-    total = sum(treads)
-    mat = _material(rng) if rng.random() < 0.5 else {"colour": _hsv(0, 0, rng.uniform(0.4, 0.8)), "texture": "plain"}
-    boxes, specs = [], []
-    front = total / 2
-    for k in range(n):
-        top = (k + 1) * rise
-        boxes.append(_box((-w / 2, front - treads[k], 0), (w / 2, front, top), mat))
-        specs.append(_Spec("stand", (0, front, top), 0.0, w, treads[k], foot_height=top,
-                           access=p.step_access if k == 0 else 0.0, required=(k == 0)))
-        front -= treads[k]
-    if n >= 2:
-        k = n - 1
-        specs.append(_Spec("sit", (0, total / 2 - sum(treads[:k]), (k + 1) * rise), 0.0, w, treads[k],
-                           foot_height=max(k - 1, 0) * rise, required=False))
-    return boxes, specs
-
-
-def _make_crate(rng, p: SceneParams):
-    w, d, h = rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.7), rng.uniform(*p.crate_height)
-    mat = _wood(rng) if rng.random() < 0.6 else _fabric(rng)
-    boxes = [_box((-w / 2, -d / 2, 0), (w / 2, d / 2, h), mat)]
-    if h <= 0.55:
-        specs = [_Spec("sit", (0, d / 2, h), 0.0, w, d, access=p.sit_access)]
-    else:
-        specs = [_Spec("lean", (0, d / 2, h), 0.0, w, d, access=p.lean_access)]
-    return boxes, specs
-
-
-_BUILDERS = {"chair": _make_chair, "sofa": _make_sofa, "bed": _make_bed, "table": _make_table,
-             "step": _make_step, "box": _make_crate}
-
-
-def _rect_poly(x0, x1, y0, y1) -> np.ndarray:
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
-
-
-def _transform_2d(poly: np.ndarray, yaw: float, t) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return poly @ np.array([[c, s], [-s, c]]) + np.asarray(t, np.float64)[:2]
-
-
-def _separation(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest gap between the projections of two convex polygons over their edge normals (SAT).
-
-    > 0: separated by at least that distance; <= 0: overlapping (or touching)."""
-    best = -np.inf
-    for poly in (a, b):
-        edges = np.roll(poly, -1, axis=0) - poly
-        normals = np.stack([edges[:, 1], -edges[:, 0]], axis=1)
-        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-        pa, pb = a @ normals.T, b @ normals.T
-        gap = np.maximum(pb.min(0) - pa.max(0), pa.min(0) - pb.max(0))
-        best = max(best, float(gap.max()))
-    return best
-
-
-def _inside_rect(poly: np.ndarray, lo, hi, tol: float = 1e-9) -> bool:
-    return bool((poly >= np.asarray(lo) - tol).all() and (poly <= np.asarray(hi) + tol).all())
-
-
-def _access_poly(spec: _Spec) -> np.ndarray:
-    """Access zone of a spec in the object frame."""
-    local = _rect_poly(-spec.width / 2, spec.width / 2, 0.0, spec.access)
-    return _transform_2d(local, spec.yaw, spec.origin)
-
-
-_WALL_YAW = {"y-": 0.0, "y+": math.pi, "x+": math.pi / 2, "x-": -math.pi / 2}  # object front into the room
-
-
-def generate_scene(rng: np.random.Generator, params: SceneParams | None = None, scene_id: str = "scene") -> Scene:
-    """A random furnished room (see module docstring). Deterministic given the generator's state.
-
-    The room interior spans x ∈ [-Lx/2, Lx/2], y ∈ [-Ly/2, Ly/2], z ∈ [0, wall height]; walls are thin
-    boxes outside it, the floor a slab below z = 0. Furniture stands on the floor, each piece at least
-    `params.clearance` from the others, inside the interior, with its required access zones free.
-    """
-    p = params or SceneParams()
-    lx, ly = rng.uniform(*p.room_size, size=2)
-    height = rng.uniform(*p.wall_height)
-    n_walls = int(p.n_walls[int(rng.integers(len(p.n_walls)))])
-    sides = ["x-", "x+", "y-", "y+"]
-    open_sides = [] if n_walls >= 4 else [str(s) for s in rng.permutation(sides)[: 4 - n_walls]]
-    wall_sides = [s for s in sides if s not in open_sides]
-    x0, x1, y0, y1 = -lx / 2, lx / 2, -ly / 2, ly / 2
-    wt, ft = p.wall_thickness, p.floor_thickness
-
-    # floor
-    if rng.random() < 0.5:
-        floor_mat = _wood(rng)
-        floor_mat["texture_scale"] = float(rng.uniform(0.12, 0.25))
-    else:
-        c = _hsv(rng.uniform(0, 1), rng.uniform(0.0, 0.25), rng.uniform(0.45, 0.85))
-        floor_mat = {"colour": c, "colour2": np.clip(c * rng.uniform(0.75, 0.9), 0, 1), "texture": "checker",
-                     "texture_scale": float(rng.uniform(0.3, 0.6))}
-    floor_box = _box((x0 - wt, y0 - wt, -ft), (x1 + wt, y1 + wt, 0.0), floor_mat)
-    floor_aff = Affordance("stand", _frame(0.0, (0.0, y1, 0.0)), width=float(lx), depth=float(ly), height=0.0)
-    objects = [SceneObject("floor", [floor_box], [floor_aff])]
-
-    # walls (x-walls span the corners, y-walls fit between them: touching, never overlapping)
-    wc = _hsv(rng.uniform(0, 1), rng.uniform(0.03, 0.25), rng.uniform(0.7, 0.95))
-    wall_tex = str(rng.choice(["plain", "plain", "stripes"]))
-    wall_mat = {"colour": wc, "colour2": np.clip(wc * rng.uniform(0.85, 0.95), 0, 1), "texture": wall_tex,
-                "texture_scale": float(rng.uniform(0.08, 0.3))}
-    for side in wall_sides:
-        if side == "y-":
-            lo, hi = (x0 - wt, y0 - wt, 0.0), (x1 + wt, y0, height)
-        elif side == "y+":
-            lo, hi = (x0 - wt, y1, 0.0), (x1 + wt, y1 + wt, height)
-        elif side == "x-":
-            lo, hi = (x0 - wt, y0, 0.0), (x0, y1, height)
-        else:
-            lo, hi = (x1, y0, 0.0), (x1 + wt, y1, height)
-        objects.append(SceneObject("wall", [_box(lo, hi, wall_mat)]))
-
-    # furniture
-    kinds = [k for k, _ in p.kind_weights]
-    weights = np.array([w for _, w in p.kind_weights], dtype=np.float64)
-    caps = dict(p.max_per_kind)
-    n_target = int(rng.integers(p.n_items[0], p.n_items[1] + 1))
-    lo_room, hi_room = np.array([x0, y0]), np.array([x1, y1])
-    placed: list[dict] = []  # footprint (4,2), access polys (list), object
-    counts: dict[str, int] = {}
-    attempts = 0
-    while len(placed) < n_target and attempts < 6 * n_target + 10:
-        attempts += 1
-        allowed = np.array([counts.get(k, 0) < caps.get(k, 1 << 30) for k in kinds])
-        if len(placed) >= p.n_items[0] or attempts <= 3 * n_target:
-            probs = weights * allowed
-        else:  # struggling to reach the minimum: small items only
-            probs = weights * allowed * np.array([k in ("chair", "box") for k in kinds])
-        if probs.sum() <= 0:
-            break
-        kind = kinds[int(rng.choice(len(kinds), p=probs / probs.sum()))]
-        item = _place(rng, p, kind, placed, wall_sides, lo_room, hi_room)
-        if item is not None:
-            placed.append(item)
-            counts[kind] = counts.get(kind, 0) + 1
-    if len(placed) < p.n_items[0]:
-        raise RuntimeError(
-            f"generate_scene({scene_id!r}): placed only {len(placed)} of at least {p.n_items[0]} furniture items "
-            f"in a {lx:.2f} x {ly:.2f} m room; enlarge SceneParams.room_size or lower n_items"
-        )
-
-    # finalise affordances: optional ones only where their access zone is free
-    for item in placed:
-        affs = []
-        for spec, poly in zip(item["specs"], item["access_world"]):
-            if not spec.required and spec.access > 0:
-                if not _inside_rect(poly, lo_room, hi_room):
-                    continue
-                if any(_separation(poly, o["footprint"]) < p.clearance for o in placed if o is not item):
-                    continue
-            yaw = item["yaw"] + spec.yaw
-            origin = _rot_z(item["yaw"]) @ np.asarray(spec.origin, np.float64) + np.array([*item["t"], 0.0])
-            affs.append(Affordance(spec.kind, _frame(yaw, origin), width=float(spec.width), depth=float(spec.depth),
-                                   height=float(origin[2]), backrest=None if spec.backrest is None else float(spec.backrest),
-                                   foot_height=float(spec.foot_height), access=float(spec.access)))
-        boxes = [b.transformed(item["yaw"], (*item["t"], 0.0)) for b in item["boxes"]]
-        objects.append(SceneObject(item["kind"], boxes, affs))
-
-    return Scene(scene_id, objects, (x0, y0, 0.0), (x1, y1, height), tuple(sorted(open_sides)))
-
-
-def _place(rng, p: SceneParams, kind: str, placed: list[dict], wall_sides, lo_room, hi_room) -> dict | None:
-    """Try to place one new item of `kind`; returns its placement record or None."""
-    boxes, specs = _BUILDERS[kind](rng, p)
-    lo = np.min([b.centre[:2] - b.half[:2] for b in boxes], axis=0)
-    hi = np.max([b.centre[:2] + b.half[:2] for b in boxes], axis=0)
-    foot_local = _rect_poly(lo[0], hi[0], lo[1], hi[1])
-    req_access = [_access_poly(s) for s in specs if s.required and s.access > 0]
-    for _ in range(p.max_tries):
-        if wall_sides and rng.random() < p.against_wall_prob:
-            side = wall_sides[int(rng.integers(len(wall_sides)))]
-            yaw = _WALL_YAW[side]
-            gap = rng.uniform(*p.wall_gap)
-            # back of the footprint (local y = lo[1]) against the wall; along the wall: uniform
-            along_half = (hi[0] - lo[0]) / 2
-            if side in ("y-", "y+"):
-                span = (lo_room[0] + along_half, hi_room[0] - along_half)
-            else:
-                span = (lo_room[1] + along_half, hi_room[1] - along_half)
-            if span[1] <= span[0]:
-                continue
-            s = rng.uniform(*span)
-            # world position of the local point (centre_x of footprint, lo_y) must be the wall point
-            anchor_local = np.array([(lo[0] + hi[0]) / 2, lo[1]])
-            wall_pt = {
-                "y-": (s, lo_room[1] + gap), "y+": (s, hi_room[1] - gap),
-                "x-": (lo_room[0] + gap, s), "x+": (hi_room[0] - gap, s),
-            }[side]
-            t = np.asarray(wall_pt) - _transform_2d(anchor_local[None], yaw, (0.0, 0.0))[0]
-            margin = 0.0
-        else:
-            yaw = float(rng.uniform(-math.pi, math.pi))
-            t = rng.uniform(lo_room, hi_room)
-            margin = p.clearance
-        foot = _transform_2d(foot_local, yaw, t)
-        if not _inside_rect(foot, lo_room + margin, hi_room - margin, tol=1e-6):
-            continue
-        access = [_transform_2d(a, yaw, t) for a in req_access]
-        if not all(_inside_rect(a, lo_room, hi_room, tol=1e-6) for a in access):
-            continue
-        ok = True
-        for other in placed:
-            if _separation(foot, other["footprint"]) < p.clearance:
-                ok = False
-                break
-            if any(_separation(foot, a) < p.clearance for a in other["access_req"]):
-                ok = False
-                break
-            if any(_separation(a, other["footprint"]) < p.clearance for a in access):
-                ok = False
-                break
-        if not ok:
-            continue
-        return {
-            "kind": kind, "boxes": boxes, "specs": specs, "yaw": float(yaw), "t": (float(t[0]), float(t[1])),
-            "footprint": foot, "access_req": access,
-            "access_world": [_transform_2d(_access_poly(s), yaw, t) for s in specs],
-        }
-    return None

@@ -15,14 +15,14 @@ from sahmr.data.synth.scenes import (
     Box,
     Scene,
     SceneObject,
-    SceneParams,
     box_mesh_arrays,
     box_sdf,
-    generate_scene,
     scene_from_dict,
     scene_to_dict,
     union_sdf,
 )
+from sahmr.data.synth.furniture import SceneParams
+from sahmr.data.synth.layout import generate_scene
 
 SEEDS = range(24)
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from sahmr.data.synth.scenes import generate_scene
+from sahmr.data.synth.layout import generate_scene
 from sahmr.data.synth.sdf import grid_dims, scene_sdf_grid
 from sahmr.geometry.sdf import load_sdf_npz, query_sdf, save_sdf_npz
 

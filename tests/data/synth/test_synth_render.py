@@ -20,7 +20,8 @@ from sahmr.data.synth.render import (
     visible_fraction,
     visible_mask,
 )
-from sahmr.data.synth.scenes import Box, generate_scene
+from sahmr.data.synth.layout import generate_scene
+from sahmr.data.synth.scenes import Box
 
 W, H = 160, 120
 K = np.array([[150.0, 0.0, 79.5], [0.0, 150.0, 59.5], [0.0, 0.0, 1.0]])

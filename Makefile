@@ -9,7 +9,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test test-slow test-gpu repro repro-rich repro-prox train-rich bench lab clean-venv
+.PHONY: install test lint test-slow test-gpu repro repro-rich repro-prox train-rich bench lab clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml
@@ -23,6 +23,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check sahmr tests tools benchmarks notebooks
 
 # Exit status 5 = no test carries the marker (today every test is in `make test`): not an error.
 test-slow: $(STAMP)

@@ -31,13 +31,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the float crop reference lives with the tests
-from tests.helpers.reference_camera import crop_image  # noqa: E402
-
 from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, frustum_points_cam, worker_init_fn
 from sahmr.data.format import DatasetWriter, write_image
 from sahmr.data.format.validate import validate_dataset
 from sahmr.geometry.camera import look_at, square_crop_box
 from sahmr.geometry.sdf import SDFGrid
+from tests.helpers.reference_camera import crop_image
 
 V = 6890
 W, H = 512, 384
@@ -157,7 +156,7 @@ def stage_times(ds: HumanSceneDataset, n: int) -> dict:
     a = reader.split("train")
     rng = np.random.default_rng(0)
     acc: dict[str, list] = {"image_decode": [], "crop": [], "frustum": [], "mesh_transform": [], "getitem_total": [], "collate_per_item": []}
-    for j in range(n):
+    for _j in range(n):
         i = int(rng.integers(len(ds)))
         t = time.perf_counter()
         with Image.open(reader.image_file(str(a["image_path"][i]))) as im:

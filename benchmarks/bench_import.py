@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sahmr.body.model_file import load_body_model_file  # noqa: E402
-from tests.data.original_fixture import write_prox_fixture, write_rich_fixture  # noqa: E402
+from sahmr.body.model_file import load_body_model_file
+from tests.data.original_fixture import write_prox_fixture, write_rich_fixture
 
 
 def _open_model() -> Path:

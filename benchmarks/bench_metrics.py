@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sahmr.eval.predictions import Predictions, read_predictions, write_predictions
 from sahmr.eval.evaluate import evaluate_arrays, format_paper_table
+from sahmr.eval.predictions import Predictions, read_predictions, write_predictions
 from sahmr.geometry.sdf import SDFGrid, query_sdf
 
 V = 6890

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from sahmr.data.synth.render import Renderer, default_lights, look_at, render, render_mask, scene_render_item
-from sahmr.data.synth.scan import scan_points
 from sahmr.data.synth.layout import generate_scene
+from sahmr.data.synth.render import Renderer, default_lights, render, render_mask, scene_render_item
+from sahmr.data.synth.scan import scan_points
 from sahmr.data.synth.sdf import scene_sdf_grid
+from sahmr.geometry.camera import look_at
 
 V = 6890
 

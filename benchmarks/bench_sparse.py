@@ -42,7 +42,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sahmr.sparse import (  # noqa: E402
+from sahmr.sparse import (
     SparseBatchNorm,
     SparseConv3d,
     SparseConvTranspose3d,

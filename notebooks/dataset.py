@@ -98,6 +98,8 @@ rows = rows[np.sort(first)][:8]
 from sahmr.body.model import BodyModel
 
 body = BodyModel.load(body_model or ds.meta["body_model"]["name"])
-meshes = [{"verts": np.asarray(arr["verts_world"][i]), "faces": body.faces.numpy(), "name": f"{arr['frame_id'][i]} ({arr['pose_class'][i]})"} for i in rows]
-pts = [contact_points(np.asarray(arr["verts_world"][i]), np.asarray(arr["contact"][i]), np.asarray(arr["contact_part"][i]), name=f"contacts {arr['frame_id'][i]}") for i in rows]
+meshes = [{"verts": np.asarray(arr["verts_world"][i]), "faces": body.faces.numpy(),
+           "name": f"{arr['frame_id'][i]} ({arr['pose_class'][i]})"} for i in rows]
+pts = [contact_points(np.asarray(arr["verts_world"][i]), np.asarray(arr["contact"][i]), np.asarray(arr["contact_part"][i]),
+                      name=f"contacts {arr['frame_id'][i]}") for i in rows]
 scene_figure(ds.scene_points(sid), meshes, pts, title=f"scene {sid}: {len(rows)} people").show()

@@ -61,7 +61,8 @@ pred_index = {str(f): i for i, f in enumerate(pred.frame_ids)}
 # %%
 worst = frames.sort_values(metric, ascending=False)
 chosen = [frame_id] if frame_id else worst["frame_id"].head(k).tolist()
-cols = [c for c in ["frame_id", "scene_id", "pose_class", "distance", "occlusion", "g_mpjpe", "g_mpve", "mpjpe", "pene", "confe", "contact_f1"] if c in frames.columns]
+shown = ["frame_id", "scene_id", "pose_class", "distance", "occlusion", "g_mpjpe", "g_mpve", "mpjpe", "pene", "confe", "contact_f1"]
+cols = [c for c in shown if c in frames.columns]
 frames.set_index("frame_id").loc[chosen].reset_index()[cols].round(3)
 
 # %%

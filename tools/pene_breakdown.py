@@ -27,8 +27,8 @@ import numpy as np
 
 def pene_per_frame(verts_world: np.ndarray, scene_ids: np.ndarray, grids: dict) -> np.ndarray:
     """(F, V, 3) world-frame meshes -> (F,) PenE (metres, summed over vertices)."""
-    from sahmr.metrics import pene
     from sahmr.geometry.sdf import query_sdf
+    from sahmr.metrics import pene
 
     out = np.zeros(len(verts_world))
     for i, (v, sid) in enumerate(zip(verts_world, scene_ids)):
@@ -40,8 +40,8 @@ def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | No
               fractions: tuple[float, ...] = ()) -> dict:  # fmt: skip
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
-    from sahmr.data.format import open_dataset
     from sahmr.body.regressors import regress_h36m
+    from sahmr.data.format import open_dataset
     from sahmr.eval.predictions import read_predictions
     from sahmr.geometry.camera import invert_rigid, transform
 

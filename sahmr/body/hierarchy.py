@@ -168,7 +168,8 @@ def build_hierarchy(verts: np.ndarray, faces: np.ndarray, level_sizes: tuple[int
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))  # decimated vertex i -> position in down_idx
         coarse_faces = rank[df]
-        coarse_faces = coarse_faces[(coarse_faces[:, 0] != coarse_faces[:, 1]) & (coarse_faces[:, 1] != coarse_faces[:, 2]) & (coarse_faces[:, 0] != coarse_faces[:, 2])]
+        a, b, c = coarse_faces.T
+        coarse_faces = coarse_faces[(a != b) & (b != c) & (a != c)]
         coarse_v = cur_v[down_idx]
         up_idx, up_w = barycentric_upsampling(cur_v, coarse_v, coarse_faces)
         levels.append(HierarchyLevel(down_idx=down_idx, up_idx=up_idx, up_w=up_w, faces=coarse_faces))

@@ -108,7 +108,7 @@ class BodyModel(torch.nn.Module):
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, num_betas: int | None = None) -> "BodyModel":
+    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, num_betas: int | None = None) -> BodyModel:
         return cls(load_body_model_file(resolve_model_path(name_or_path)), num_betas=num_betas)
 
     # ---- sizes --------------------------------------------------------------------------------

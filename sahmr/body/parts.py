@@ -23,7 +23,7 @@ PART_COLORS = np.array([
     [0.55, 0.20, 0.75], [0.10, 0.70, 0.20], [0.95, 0.85, 0.10],
 ])  # fmt: skip
 PART_COLORS_RGB8 = np.round(PART_COLORS * 255).astype(np.uint8)  # (8, 3) uint8, for PLY files
-PART_COLORS_HEX = ["#%02x%02x%02x" % tuple(c) for c in PART_COLORS_RGB8]  # for plotly
+PART_COLORS_HEX = ["#{:02x}{:02x}{:02x}".format(*tuple(c)) for c in PART_COLORS_RGB8]  # for plotly
 
 # SMPL joint indices used by the rules.
 PELVIS, L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = range(10)
@@ -56,7 +56,7 @@ def compute_part_ids(
     w_of = lambda js: weights[:, list(js)].sum(1)  # noqa: E731
     pid = np.zeros(len(verts), np.int64)
 
-    for side, (ankle, wrist, part_sole, part_hand) in {
+    for _side, (ankle, wrist, part_sole, part_hand) in {
         "L": (L_ANKLE, L_WRIST, 1, 3), "R": (R_ANKLE, R_WRIST, 2, 4),
     }.items():
         foot = w_sub(ankle) > 0.5

@@ -12,7 +12,6 @@ from sahmr.body.parts import NUM_PARTS, PART_COLORS, PART_NAMES
 from sahmr.body.poses import NAMED_POSES
 
 
-
 def _draw(ax, verts: np.ndarray, faces: np.ndarray, face_colors: np.ndarray, view: str) -> None:
     from matplotlib.collections import PolyCollection
 

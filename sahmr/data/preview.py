@@ -16,7 +16,6 @@ from sahmr.data.frustum import frustum_points_cam
 from sahmr.geometry.camera import project, transform
 
 
-
 def pick_frames(pose_class: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """n frame indices covering the pose classes round-robin (deterministic for the generator)."""
     by_class = {c: rng.permutation(np.flatnonzero(pose_class == c)).tolist() for c in sorted(set(pose_class.tolist()))}

@@ -45,6 +45,7 @@ def dump_predictions(trained: Trained, data: str | Path, split: str, out: str | 
     from sahmr.data.format import open_dataset
 
     body_name = open_dataset(data).meta["body_model"]["name"]
-    pred = Predictions(frame_ids=np.asarray(ids), body_model=body_name, num_vertices=verts.shape[1], verts_cam=verts, pelvis_cam=np.concatenate(coarse).astype(np.float32),
+    pred = Predictions(frame_ids=np.asarray(ids), body_model=body_name, num_vertices=verts.shape[1], verts_cam=verts,
+                       pelvis_cam=np.concatenate(coarse).astype(np.float32),
                        pelvis_refined_cam=np.concatenate(refined).astype(np.float32))
     return Path(write_predictions(out, pred, expected_num_vertices=verts.shape[1]))

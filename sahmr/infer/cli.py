@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", required=True, help="RGB image (PNG/JPEG)")
     p.add_argument("--scene", required=True, help="scene point cloud, world frame (.npy, .npz, .ply, .obj)")
     p.add_argument("--camera", required=True, help="camera JSON with K and T_world_to_cam")
-    p.add_argument("--box", required=True, type=_parse_box, help="person box x0,y0,x1,y1 in image pixels (write --box=-5,10,200,400 when x0 is negative)")
+    p.add_argument("--box", required=True, type=_parse_box,
+                   help="person box x0,y0,x1,y1 in image pixels (write --box=-5,10,200,400 when x0 is negative)")
     p.add_argument("--model", choices=["sahmr", "baseline"], default="sahmr", help="which trained model (default sahmr)")
     p.add_argument("--ckpt", default=None, help="stage-2 checkpoint (default runs/<model>/final.ckpt)")
     add_params_arguments(p, "train_<model>")  # the parameters the checkpoint was trained with

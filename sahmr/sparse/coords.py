@@ -89,7 +89,7 @@ class CoordIndex:
     perm: Tensor
 
     @classmethod
-    def build(cls, coords: Tensor) -> "CoordIndex":
+    def build(cls, coords: Tensor) -> CoordIndex:
         """Index `coords: (N, 4) int64` (rows must be unique: asserted, it is an internal invariant)."""
         keys = coords_to_keys(coords)
         sorted_keys, perm = torch.sort(keys)

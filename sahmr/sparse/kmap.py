@@ -45,7 +45,7 @@ class KernelMap:
         n = sum(int(i.numel()) for i in self.in_idx)
         return n + (self.n_in if self.identity_k >= 0 else 0)
 
-    def transpose(self) -> "KernelMap":
+    def transpose(self) -> KernelMap:
         """The same connections read backwards (input <-> output): a transposed conv's map."""
         return KernelMap(self.out_idx, self.in_idx, self.n_out, self.n_in, self.identity_k)
 

@@ -10,7 +10,7 @@ float32 only, imported lazily). The parameter layout is the same for both.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

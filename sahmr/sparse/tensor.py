@@ -116,13 +116,13 @@ class SparseVoxelTensor:
         self.stride = int(stride)
 
     @classmethod
-    def _derived(cls, feats: Tensor, coords: Tensor, stride: int, manager: CoordinateManager) -> "SparseVoxelTensor":
+    def _derived(cls, feats: Tensor, coords: Tensor, stride: int, manager: CoordinateManager) -> SparseVoxelTensor:
         """Internal constructor without validation (coords already registered in `manager`)."""
         self = cls.__new__(cls)
         self.feats, self.coords, self.stride, self.manager = feats, coords, stride, manager
         return self
 
-    def replace_feats(self, feats: Tensor) -> "SparseVoxelTensor":
+    def replace_feats(self, feats: Tensor) -> SparseVoxelTensor:
         """Same voxels, new features `(N, C')` (shares coords and cache)."""
         if feats.shape[0] != self.coords.shape[0]:
             raise ValueError(f"expected {self.coords.shape[0]} feature rows, got {feats.shape[0]}")
@@ -178,7 +178,7 @@ class SparseVoxelTensor:
 
     @classmethod
     def from_dense(cls, grid: Tensor, mask: Tensor | None = None, origin: tuple[int, int, int] = (0, 0, 0),
-                   stride: int = 1, **kwargs) -> "SparseVoxelTensor":
+                   stride: int = 1, **kwargs) -> SparseVoxelTensor:
         """Active cells of `grid: (B, C, X, Y, Z)` (where `mask: (B, X, Y, Z) bool`, default: any non-zero)."""
         if mask is None:
             mask = (grid != 0).any(1)
@@ -219,14 +219,14 @@ class PointTensor:
         if self.feats.ndim != 2 or self.feats.shape[0] != p or self.batch.shape != (p,):
             raise ValueError(f"feats (P, C) and batch (P,) must match P = {p} points")
 
-    def replace_feats(self, feats: Tensor) -> "PointTensor":
+    def replace_feats(self, feats: Tensor) -> PointTensor:
         """Same points, new features `(P, C')` (shares coords and map cache)."""
         if feats.shape[0] != self.coords.shape[0]:
             raise ValueError(f"expected {self.coords.shape[0]} feature rows, got {feats.shape[0]}")
         return PointTensor(feats, self.coords, self.batch, self.cache)
 
     @classmethod
-    def from_voxels(cls, x: SparseVoxelTensor, feats: Tensor | None = None) -> "PointTensor":
+    def from_voxels(cls, x: SparseVoxelTensor, feats: Tensor | None = None) -> PointTensor:
         """One point per voxel of `x`, at its integer coordinate (SPVCNN's `z` for stride-1 input)."""
         f = x.feats if feats is None else feats
         dtype = f.dtype if f.dtype.is_floating_point else torch.float32

@@ -154,7 +154,8 @@ class TrainConfig:
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto", "mps"), f"accelerator must be cpu, gpu or auto, got {self.accelerator!r}")
         need(int(self.devices) >= 1, f"devices must be >= 1, got {self.devices}")
         need(int(self.val_every) >= 1, f"val_every must be >= 1, got {self.val_every}")
-        need(self.ckpt_every_n_steps is None or int(self.ckpt_every_n_steps) >= 1, f"ckpt_every_n_steps must be >= 1 or null, got {self.ckpt_every_n_steps}")
+        need(self.ckpt_every_n_steps is None or int(self.ckpt_every_n_steps) >= 1,
+             f"ckpt_every_n_steps must be >= 1 or null, got {self.ckpt_every_n_steps}")
         need(int(self.keep_checkpoints) == -1 or int(self.keep_checkpoints) >= 1, f"keep_checkpoints must be -1 or >= 1, got {self.keep_checkpoints}")
         need(self.progress in ("tqdm", "rich", "none"), f"progress must be tqdm, rich or none, got {self.progress!r}")
         need(isinstance(self.dataset, dict), f"dataset must be a mapping of HumanSceneDataset arguments, got {type(self.dataset).__name__}")

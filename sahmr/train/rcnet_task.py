@@ -58,7 +58,7 @@ class RCNetTask:
         self.crop_size = cfg.crop_size  # the training loop builds the dataset at the model's crop size
 
     @classmethod
-    def from_params(cls, params: RCNetTaskParams) -> "RCNetTask":
+    def from_params(cls, params: RCNetTaskParams) -> RCNetTask:
         return cls(RCNetConfig.preset(params.preset, **params.model))
 
     def build_model(self) -> nn.Module:

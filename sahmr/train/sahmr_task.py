@@ -187,7 +187,7 @@ class SAHMRTask:
         self.init_mesh_ckpt = init_mesh_ckpt or None
 
     @classmethod
-    def from_params(cls, params: Stage2Params | dict[str, Any]) -> "SAHMRTask":
+    def from_params(cls, params: Stage2Params | dict[str, Any]) -> SAHMRTask:
         """Build from `Stage2Params` (or a mapping checked against it: an unknown key is an error)."""
         if not isinstance(params, Stage2Params):
             from sahmr.config import from_mapping

@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from sahmr.config import load_params, load_section
 
@@ -88,7 +88,7 @@ def train_schema(name: str) -> type:
     return _train_schema(name, task_schema(name))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _train_schema(name: str, task_cls: type) -> type:
     from sahmr.train.config import TrainConfig
 
@@ -97,7 +97,7 @@ def _train_schema(name: str, task_cls: type) -> type:
     specs: list[tuple[str, Any, dataclasses.Field]] = []
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("data", "out"):  # given by --data / --out; may also be set in the section
-            specs.append((f.name, Optional[str], dataclasses.field(default=None)))
+            specs.append((f.name, str | None, dataclasses.field(default=None)))
         elif f.name not in task_hints:
             specs.append((f.name, hints[f.name], _copy_field(f)))
     specs += [(f.name, task_hints[f.name], _copy_field(f)) for f in dataclasses.fields(task_cls)]

@@ -23,7 +23,8 @@ def load_results(metrics_dir: str | Path, models: list[str] | None = None):
     if models is None:
         models = sorted(p.stem for p in metrics_dir.glob("*.json") if (metrics_dir / f"{p.stem}_frames.csv").is_file())
     if not models:
-        raise FileNotFoundError(f"no <model>.json + <model>_frames.csv metrics in {metrics_dir}: run `sahmr evaluate --out {metrics_dir}/<model>.json` (it writes both)")
+        raise FileNotFoundError(f"no <model>.json + <model>_frames.csv metrics in {metrics_dir}: run "
+                                f"`sahmr evaluate --out {metrics_dir}/<model>.json` (it writes both)")
     summaries, frames = {}, []
     for m in models:
         js, csv = metrics_dir / f"{m}.json", metrics_dir / f"{m}_frames.csv"

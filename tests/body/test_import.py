@@ -13,7 +13,11 @@ from sahmr.body.model import BodyModel
 from sahmr.body.model_file import BodyModelFileError, load_body_model_file
 from sahmr.cli import main
 from tests.body.official_format import (
-    CallOnLoad, chumpy_pickle_bytes, graphcmr_lists, official_smpl_dict, write_mesh_downsampling,
+    CallOnLoad,
+    chumpy_pickle_bytes,
+    graphcmr_lists,
+    official_smpl_dict,
+    write_mesh_downsampling,
 )
 
 

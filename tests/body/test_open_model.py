@@ -6,8 +6,7 @@ import torch
 
 from sahmr.body.hierarchy import mirror_map
 from sahmr.body.model_file import SMPL_JOINT_NAMES, load_body_model_file
-from sahmr.body.parts import PART_FLIP
-from sahmr.body.parts import subtree
+from sahmr.body.parts import PART_FLIP, subtree
 from sahmr.body.poses import body_pose
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
@@ -136,8 +135,8 @@ def test_parts_are_where_their_names_say(open_model, rest):
 
 
 def test_build_is_deterministic(tmp_path):
-    from sahmr.body.open_model import OpenModelParams, build_and_save
     from sahmr.body.model_file import sha256_file
+    from sahmr.body.open_model import OpenModelParams, build_and_save
 
     params = OpenModelParams(num_samples=24, target_verts=3000)
     a = build_and_save(tmp_path / "a.npz", params)

@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from sahmr.data.dataset import HumanSceneDataset, collate_human_scene, worker_init_fn
-from sahmr.data.sampler import EpochSampler
 from sahmr.data.format import DatasetWriter, open_dataset, write_image
+from sahmr.data.sampler import EpochSampler
 from sahmr.geometry.camera import project, square_crop_box, transform
 from tests.helpers.reference_camera import crop_image, points_in_box_frustum
 

@@ -137,7 +137,8 @@ def _writer_with_scenes(root, rng):
 @pytest.mark.parametrize(
     "corrupt, match",
     [
-        (lambda a: a.update(verts_world=a["verts_world"][:, :-1]), r"frames/train/verts_world\.npy \[verts_world\]: shape \(4, 49, 3\), expected \(4, 50, 3\)"),
+        (lambda a: a.update(verts_world=a["verts_world"][:, :-1]),
+         r"frames/train/verts_world\.npy \[verts_world\]: shape \(4, 49, 3\), expected \(4, 50, 3\)"),
         (lambda a: a.pop("K"), r"frames/train/K\.npy \[K\]: missing required array"),
         (lambda a: a["K"].__setitem__((1, 0, 0), np.nan), r"\[K\]: non-finite.*train_000001"),
         (lambda a: a.__setitem__("contact", a["contact"].astype(float) * 0.5), r"contact.*bool"),

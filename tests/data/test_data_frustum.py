@@ -33,7 +33,7 @@ def _boundary_points(K, T, box, z):
 
 def test_index_equals_the_direct_rule_for_random_and_boundary_points():
     rng = np.random.default_rng(3)
-    for trial in range(4):
+    for _trial in range(4):
         K, T = _camera(rng)
         boxes = []
         for _ in range(25):

@@ -26,8 +26,8 @@ from sahmr.cli import main
 from sahmr.data.dataset import HumanSceneDataset
 from sahmr.data.format import DatasetFormatError, open_dataset, read_image
 from sahmr.data.frustum import frustum_points_cam
-from sahmr.data.importers.prox import ProxImportConfig, import_prox
 from sahmr.data.importers.files import OriginalDataError, path_after, tail_path
+from sahmr.data.importers.prox import ProxImportConfig, import_prox
 from sahmr.data.importers.rich import RichImportConfig, find_scene_clouds, import_rich, select_frames
 from sahmr.eval.evaluate import evaluate_split
 from sahmr.eval.predictions import Predictions, write_predictions
@@ -336,7 +336,8 @@ def _slots(truth_rich, prox_truth) -> list[tuple[str, str, Path, str]]:
     """(dataset, splits, file, kind) of every pickle slot: 'npy' = an object .npy, 'pkl' = a plain pickle."""
     sup = truth_rich.root / "sahmr_support"
     train_key = truth_rich.splits["train"].selected_img_keys[0]
-    voxel = next(iter(c.path for c in truth_rich.scene_clouds.values() if c.scene_key == truth_rich.test_frames[truth_rich.test_img_keys[0]].scene_key))
+    scene_key = truth_rich.test_frames[truth_rich.test_img_keys[0]].scene_key
+    voxel = next(iter(c.path for c in truth_rich.scene_clouds.values() if c.scene_key == scene_key))
     return [
         ("rich", "test", sup / "test_split" / "meta" / "test3116.npy", "npy"),
         ("rich", "test", voxel, "npy"),

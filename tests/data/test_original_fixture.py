@@ -27,7 +27,12 @@ from PIL import Image
 from sahmr.body.model_file import load_body_model_file
 from sahmr.body.unpickle import UnsafePickleError, safe_load_pickle, safe_loads
 from tests.data.original_fixture import (
-    DEFTRAFO_SEED, hostile_pickle_bytes, write_deftrafo, write_ply_mesh, write_prox_fixture, write_rich_fixture,
+    DEFTRAFO_SEED,
+    hostile_pickle_bytes,
+    write_deftrafo,
+    write_ply_mesh,
+    write_prox_fixture,
+    write_rich_fixture,
 )  # fmt: skip
 
 try:

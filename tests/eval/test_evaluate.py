@@ -9,8 +9,8 @@ from scipy.spatial.transform import Rotation
 
 from sahmr import metrics as M
 from sahmr.body.regressors import regress_h36m
-from sahmr.eval.predictions import Predictions, read_predictions, write_predictions
 from sahmr.eval.evaluate import SUMMARY_KEYS, evaluate_arrays, format_paper_table, write_evaluation
+from sahmr.eval.predictions import Predictions, read_predictions, write_predictions
 from sahmr.geometry.sdf import SDFGrid, query_sdf
 
 N, V = 6, 40

@@ -184,7 +184,7 @@ def six_plane_mask(points_world, K, T_w2c, box, z_near=0.5, z_far=12.5):
 
 def test_points_in_box_frustum_equals_six_plane_test():
     rng = np.random.default_rng(5)
-    for trial in range(5):
+    for _trial in range(5):
         K = random_K(rng)
         T = random_rigid(rng)
         box = np.array([rng.uniform(50, 250), rng.uniform(40, 200), 0, 0])

@@ -24,6 +24,7 @@ from sahmr.models.mesh_transformer import pad_contact_points
 
 from .oracle import MODES, NET, REL_TOL, build_parity_model, oracle_batch, original_checkpoint
 
+
 @pytest.fixture(scope="module")
 def inputs():
     return np.load(NET / "inputs.npz")

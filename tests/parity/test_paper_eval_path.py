@@ -35,8 +35,8 @@ from sahmr.body.model import BodyModel
 from sahmr.body.model_file import load_body_model_file, sha256_file
 from sahmr.cli import main
 from sahmr.data.format import DatasetWriter, write_image
-from sahmr.eval.predictions import read_predictions
 from sahmr.eval.evaluate import SUMMARY_KEYS
+from sahmr.eval.predictions import read_predictions
 from sahmr.geometry.camera import look_at
 from sahmr.models.mesh_transformer import template_tokens
 from tests.body.official_format import chumpy_pickle_bytes, official_smpl_dict

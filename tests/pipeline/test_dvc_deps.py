@@ -15,7 +15,13 @@ import pytest
 import yaml
 
 from tests.helpers.import_closure import (
-    CLI_FILE, closure, imports_of, module_file, package_dep, stage_entry_files, verb_modules,
+    CLI_FILE,
+    closure,
+    imports_of,
+    module_file,
+    package_dep,
+    stage_entry_files,
+    verb_modules,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ here, so this tolerance catches it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +142,7 @@ def stride1_tensor(mode: str) -> SparseVoxelTensor:
     return SparseVoxelTensor(G("feats"), C("coords"), rounding=mode)
 
 
-@lru_cache(maxsize=None)
+@cache
 def point_hierarchy(mode: str):
     """`initial_voxelize(pts_metric, 1, 0.05)` then k2 s2 downsamplings to strides 2, 4, 8.
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sahmr.sparse import (  # noqa: E402
+from sahmr.sparse import (
     SparseBatchNorm,
     SparseConv3d,
     SparseConvTranspose3d,

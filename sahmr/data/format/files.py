@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from sahmr.atomic import atomic_write
-from sahmr.mesh_io import write_ply_mesh
 from sahmr.geometry.sdf import SDFGrid, save_sdf_npz
-from .schema import DatasetFormatError, check_id
+from sahmr.mesh_io import write_ply_mesh
 
+from .schema import DatasetFormatError, check_id
 
 _NUM_LIST_RE = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")
 

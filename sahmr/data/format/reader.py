@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from sahmr.geometry.sdf import SDFGrid, load_sdf_npz
-from .schema import DATASET_JSON, DatasetFormatError, FORMAT_VERSION
+
 from .files import read_image, resolve_rel
 from .hashing import scene_has_sdf
+from .schema import DATASET_JSON, FORMAT_VERSION, DatasetFormatError
 
 
 def load_meta(root: str | os.PathLike) -> dict[str, Any]:

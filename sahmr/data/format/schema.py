@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-
 FORMAT_NAME = "sahmr-dataset"
 FORMAT_VERSION = 1
 HASH_ALGORITHM = "sha256-manifest-v1"

@@ -29,8 +29,20 @@ import numpy as np
 
 from sahmr.body.parts import NUM_PARTS
 
-from .schema import BODY_PARAM_KEYS, DATASET_JSON, FIELDS, FORMAT_NAME, FORMAT_VERSION, KEY_RE, MANIFEST_JSON, REQUIRED_KEYS, SPLIT_RE, dtype_name, is_valid_id
 from .hashing import compute_manifest, content_hash_of, dataset_files, scene_has_sdf
+from .schema import (
+    BODY_PARAM_KEYS,
+    DATASET_JSON,
+    FIELDS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    KEY_RE,
+    MANIFEST_JSON,
+    REQUIRED_KEYS,
+    SPLIT_RE,
+    dtype_name,
+    is_valid_id,
+)
 
 __all__ = ["Problem", "check_split_arrays", "validate_dataset", "format_problems", "has_errors"]
 

@@ -11,9 +11,21 @@ from typing import Any
 import numpy as np
 
 from sahmr.geometry.sdf import SDFGrid
-from .schema import DATASET_JSON, DatasetFormatError, FORMAT_NAME, FORMAT_VERSION, HASH_ALGORITHM, MANIFEST_JSON, check_id, check_split_name, coerce_split_arrays, dtype_name
+
 from .files import resolve_rel, write_image, write_json, write_npy, write_scene
 from .hashing import compute_manifest, content_hash_of, dataset_files, scene_has_sdf
+from .schema import (
+    DATASET_JSON,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    HASH_ALGORITHM,
+    MANIFEST_JSON,
+    DatasetFormatError,
+    check_id,
+    check_split_name,
+    coerce_split_arrays,
+    dtype_name,
+)
 
 
 class DatasetWriter:

@@ -48,17 +48,17 @@ from sahmr.body.model import BodyModel
 from sahmr.body.unpickle import safe_load_npy
 from sahmr.data.format import DatasetWriter
 from sahmr.data.importers.common import (
+    body_meta,
     camera_distance,
     frame_ids_from_keys,
-    truncated_flags,
-    unknown_annotations,
-    body_meta,
     gt_from_verts,
     import_image,
     load_eval_body,
     progress_bar,
     project_box,
     staged_output,
+    truncated_flags,
+    unknown_annotations,
 )
 from sahmr.data.importers.files import (
     NUM_SMPL_VERTS,

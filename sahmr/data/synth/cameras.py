@@ -48,7 +48,7 @@ def sample_static_cameras(
     scene_sdf: callable (N, 3) -> (N,) signed distance; targets: (M, 3) interaction points.
     """
     cams: list[Camera] = []
-    for i in range(200 * n):
+    for _i in range(200 * n):
         if len(cams) == n:
             break
         target = targets[rng.integers(len(targets))] + rng.normal(0, 0.3, 3) * [1, 1, 0.2]

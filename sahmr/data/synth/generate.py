@@ -138,6 +138,7 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
     from sahmr.data.format import write_image, write_scene
     from sahmr.data.synth.appearance import body_regions, random_outfit, vertex_colors
     from sahmr.data.synth.cameras import project, sample_static_cameras
+    from sahmr.data.synth.layout import generate_scene
     from sahmr.data.synth.placement import (
         AFFORDANCE_FOR_CLASS,
         CONTACT_THRESHOLD,
@@ -151,7 +152,6 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
         scene_render_item,
     )
     from sahmr.data.synth.scan import scan_points
-    from sahmr.data.synth.layout import generate_scene
     from sahmr.data.synth.scenes import scene_to_dict
     from sahmr.data.synth.sdf import scene_sdf_grid
 
@@ -290,7 +290,7 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
     if workers > 1:
         ctx = mp.get_context("fork")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(str(body_path),)) as pool:
-            for sid, split, n, dt in pool.imap_unordered(_run_job, args):
+            for sid, _split, n, _dt in pool.imap_unordered(_run_job, args):
                 done[sid] = n
                 bar.update(1)
                 bar.set_postfix(frames=sum(done.values()))

@@ -21,9 +21,7 @@ from scipy.spatial.transform import Rotation
 
 from sahmr.body.model import BodyModel
 from sahmr.data.synth.poses import sample_poses
-from sahmr.data.synth.sdf import (
-    query_grid,  # query_sdf's values bit for bit, ~2.5x faster on bodies
-)
+from sahmr.data.synth.sdf import query_grid  # query_sdf's values bit for bit, ~2.5x faster on bodies
 from sahmr.geometry.sdf import SDFGrid
 
 # SMPL axes (x left, y up, z forward) -> world (z up) for a person facing +y: left = -x.

@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sahmr.geometry.camera import look_at  # noqa: F401  (re-exported: part of the renderer's API)
-
 from .scenes import TEXTURE_KINDS, Box, Scene, box_mesh_arrays
 
 __all__ = [
@@ -55,7 +53,6 @@ __all__ = [
     "scene_render_item",
     "default_lights",
     "random_lights",
-    "look_at",
     "DEFAULT_BACKGROUND",
 ]
 
@@ -481,7 +478,7 @@ class _StaticView:
     layer's hits with their shading inputs (hit points, instance ids, camera-facing normals, albedo,
     hit faces). Per-frame renders copy these and overwrite only the pixels an extra item wins."""
 
-    def __init__(self, renderer: "Renderer", K: np.ndarray, T: np.ndarray, width: int, height: int):
+    def __init__(self, renderer: Renderer, K: np.ndarray, T: np.ndarray, width: int, height: int):
         n_pix = width * height
         R, t = T[:3, :3], T[:3, 3]
         self.eye32 = (-R.T @ t).astype(np.float32)

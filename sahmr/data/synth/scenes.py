@@ -15,7 +15,8 @@ Frames and units (kit-wide): world frame in metres, **z up**, the floor's top su
   ``x ∈ [-width/2, width/2], y ∈ [-depth, 0], z = 0`` of that frame; ``height`` is its height above the
   floor (= the origin's z); ``backrest`` is the distance from the front edge to the backrest's front
   face (None: nothing to lean back on); ``foot_height`` is the height of the surface the feet rest on
-  (sit/lean: the floor, 0, or a lower stair tread; stand/lie: the top surface itself, = ``height``). Every sit/lean affordance and the lowest stair tread also
+  (sit/lean: the floor, 0, or a lower stair tread; stand/lie: the top surface itself, = ``height``).
+  Every sit/lean affordance and the lowest stair tread also
   reserve an *access zone* in front of the edge (``x ∈ [-width/2, width/2], y ∈ [0, access]``) that
   no other furniture covers.
 * A :class:`Scene` is a list of objects (floor first, then walls, then furniture) plus the room's
@@ -119,7 +120,7 @@ class Box:
         """(N, 3) world points -> (N, 3) box-local coordinates."""
         return (np.asarray(points, dtype=np.float64) - self.centre) @ self.rotation
 
-    def transformed(self, yaw: float, translation) -> "Box":
+    def transformed(self, yaw: float, translation) -> Box:
         """This box rotated about the world z axis (through the origin) by `yaw`, then translated."""
         centre = rot_z(yaw) @ self.centre + np.asarray(translation, dtype=np.float64)
         return dataclasses.replace(self, centre=centre, yaw=_wrap_angle(self.yaw + yaw))
@@ -469,7 +470,8 @@ class Scene:
             h.update(b.colour.tobytes() + b.colour2.tobytes() + b.texture.encode() + np.float64(b.texture_scale).tobytes())
         for a in self.affordances:
             h.update(a.kind.encode() + a.T_world_aff.tobytes())
-            h.update(np.array([a.width, a.depth, a.height, -1 if a.backrest is None else a.backrest, a.foot_height, a.access, a.object_index]).tobytes())
+            backrest = -1 if a.backrest is None else a.backrest
+            h.update(np.array([a.width, a.depth, a.height, backrest, a.foot_height, a.access, a.object_index]).tobytes())
         h.update(self.room_min.tobytes() + self.room_max.tobytes())
         return h.hexdigest()
 

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from sahmr.data.format import open_dataset
+from sahmr.data.format.validate import validate_dataset
 from sahmr.data.synth.generate import SynthParams, generate_dataset
 from sahmr.data.synth.render import render_mask
 from sahmr.data.synth.scenes import scene_from_dict
-from sahmr.data.format.validate import validate_dataset
 from sahmr.geometry.camera import project, transform
-
 from tests.conftest import TINY_SYNTH as TINY
 
 

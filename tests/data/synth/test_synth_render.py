@@ -6,11 +6,12 @@ import trimesh
 from matplotlib.path import Path
 from scipy.spatial import ConvexHull
 
+from sahmr.data.synth.layout import generate_scene
 from sahmr.data.synth.render import (
     BoxTexture,
     Light,
-    RenderItem,
     Renderer,
+    RenderItem,
     box_item,
     look_at,
     random_lights,
@@ -20,7 +21,6 @@ from sahmr.data.synth.render import (
     visible_fraction,
     visible_mask,
 )
-from sahmr.data.synth.layout import generate_scene
 from sahmr.data.synth.scenes import Box
 
 W, H = 160, 120

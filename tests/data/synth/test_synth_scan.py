@@ -5,8 +5,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from sahmr.data.synth.scan import DEFAULT_SCAN_VOXEL, sample_box_faces, scan_points, voxel_downsample
 from sahmr.data.synth.layout import generate_scene
+from sahmr.data.synth.scan import DEFAULT_SCAN_VOXEL, sample_box_faces, scan_points, voxel_downsample
 from sahmr.data.synth.scenes import Box, Scene, SceneObject
 
 

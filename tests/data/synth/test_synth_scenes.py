@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from sahmr.data.synth.furniture import SceneParams
+from sahmr.data.synth.layout import generate_scene
 from sahmr.data.synth.scan import sample_box_faces
 from sahmr.data.synth.scenes import (
     AFFORDANCE_KINDS,
@@ -21,8 +23,6 @@ from sahmr.data.synth.scenes import (
     scene_to_dict,
     union_sdf,
 )
-from sahmr.data.synth.furniture import SceneParams
-from sahmr.data.synth.layout import generate_scene
 
 SEEDS = range(24)
 

@@ -1,9 +1,16 @@
 # sahmr — the two commands: `make repro` and `make test`. Both work from a fresh clone, offline.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The interpreter: the first of python3.11 (the verified stack: torch from local wheels), python3.12, python3.13
+# that actually runs (pyenv shims exist for versions that are not installed, so each is tried, not just found).
+# Override with `make PYTHON=/path/to/python3.x ...`.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13; do $$p -c 'import sys, venv, ensurepip; assert (3, 11) <= sys.version_info[:2] < (3, 14)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+ifeq ($(strip $(PYTHON)),)
+$(error no working python3.11, python3.12 or python3.13 found; set PYTHON=/path/to/python)
+endif
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-py$(PYVER)
 export ANNY_CACHE_DIR ?= $(CURDIR)/.cache/anny
 export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
@@ -12,8 +19,9 @@ export PYOPENGL_PLATFORM ?= egl
 .PHONY: install test lint test-slow test-gpu repro repro-rich repro-prox train-rich bench lab clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
+# A venv of another Python version (the chosen interpreter changed) is rebuilt, not reused.
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@[ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$(PYVER)" ] || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .

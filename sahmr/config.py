@@ -178,5 +178,5 @@ def add_params_arguments(parser: Any, section: str, default: str | None = "param
     parser.add_argument("--params", default=default, help=f"parameters file; its '{section}' section is used (default: "
                         f"{default or 'none: the built-in defaults'})")  # fmt: skip
     parser.add_argument("-S", "--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a key of '{section}' (repeatable; dotted keys, YAML values: -S epochs=2 "
-                        "-S dataset.bbx_zoom=0.4)")  # fmt: skip
+                        help=f"override a key of '{section}' (repeatable; dotted keys, YAML values: -S key=2 "
+                        "-S group.key=[1, 2])")  # fmt: skip

@@ -13,7 +13,6 @@ from sahmr.data.synth.render import (
     Renderer,
     RenderItem,
     box_item,
-    look_at,
     random_lights,
     render,
     render_mask,
@@ -22,6 +21,7 @@ from sahmr.data.synth.render import (
     visible_mask,
 )
 from sahmr.data.synth.scenes import Box
+from sahmr.geometry.camera import look_at
 
 W, H = 160, 120
 K = np.array([[150.0, 0.0, 79.5], [0.0, 150.0, 59.5], [0.0, 0.0, 1.0]])

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from sahmr.models.convert import convert_state_dict
-    from tests.parity.oracle import NET, build_parity_model, oracle_batch, original_checkpoint
+    from tests.helpers.oracle import NET, build_parity_model, oracle_batch, original_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,7 +3,7 @@
     python benchmarks/bench_import.py [--frames 3116] [--prox-frames 300] [--out reports/bench/import.json]
 
 The licensed data is not available here, so the inputs are the original-format fixture
-(tests/data/original_fixture.py) scaled up: its 4 RICH test frames copied under new img_keys (real file sizes:
+(tests/helpers/original_fixture.py) scaled up: its 4 RICH test frames copied under new img_keys (real file sizes:
 224² PNG crops, 10,475-vertex SMPL-X PLYs, packbits contact, metas in one test3116.npy) until the split holds
 `--frames` frames, and its PROX frames (1920x1080 JPEGs, flipped and re-encoded as PNG on import) likewise.
 Each import runs as its own process (`sahmr import ...`): its time and its peak RSS (the process's own
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sahmr.body.model_file import load_body_model_file
-from tests.data.original_fixture import write_prox_fixture, write_rich_fixture
+from tests.helpers.original_fixture import write_prox_fixture, write_rich_fixture
 
 
 def _open_model() -> Path:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from sahmr.models.convert import convert_state_dict
-    from tests.parity.oracle import MODES, NET, build_parity_model, oracle_batch, original_checkpoint
+    from tests.helpers.oracle import MODES, NET, build_parity_model, oracle_batch, original_checkpoint
 
     inputs = np.load(NET / "inputs.npz")
     model = build_parity_model(convert_state_dict(original_checkpoint(0)).state_dict, inputs)

@@ -12,7 +12,7 @@ import pytest
 from sahmr.body.importer import _levels_from_graphcmr
 from sahmr.body.model_file import BodyModelFileError
 from sahmr.body.unpickle import UnsafePickleError, safe_loads
-from tests.body.official_format import CallOnLoad, graphcmr_lists, py2_pickle, write_mesh_downsampling
+from tests.helpers.official_format import CallOnLoad, graphcmr_lists, py2_pickle, write_mesh_downsampling
 
 WRITERS = ("py2", "savez", "savez_compressed")
 SIZES = (40, 12, 5)  # same structure as the real 6890 → 1723 → 431

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse
 
 from sahmr.body.unpickle import UnsafePickleError, safe_load_npy, safe_load_npz, safe_load_pickle, safe_loads
-from tests.body.official_format import chumpy_pickle_bytes
+from tests.helpers.official_format import chumpy_pickle_bytes
 
 
 def test_chumpy_arrays_become_numpy(tmp_path):

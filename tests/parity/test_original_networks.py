@@ -21,8 +21,7 @@ import torch
 
 from sahmr.models.convert import convert_state_dict
 from sahmr.models.mesh_transformer import pad_contact_points
-
-from .oracle import MODES, NET, REL_TOL, build_parity_model, oracle_batch, original_checkpoint
+from tests.helpers.oracle import MODES, NET, REL_TOL, build_parity_model, oracle_batch, original_checkpoint
 
 
 @pytest.fixture(scope="module")

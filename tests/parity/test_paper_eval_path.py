@@ -10,9 +10,9 @@ What a user with the licensed files runs::
 
 Without them, the same commands run here on stand-ins of the same structure: an official-layout SMPL pickle
 (chumpy objects inside) holding sahmr-open's arrays, the original's three companion files in their
-distributed form (tests/body/official_format.py), with a 6890 -> 1723 -> 431 hierarchy as the released
+distributed form (tests/helpers/official_format.py), with a 6890 -> 1723 -> 431 hierarchy as the released
 network's learned upsampling layers need; the oracle's seed-0 checkpoint in the released layout (1.7 GB,
-tests/parity/oracle.py); and a 4-frame canonical dataset whose GT meshes are posed meshes of the imported
+tests/helpers/oracle.py); and a 4-frame canonical dataset whose GT meshes are posed meshes of the imported
 model standing on the floor of two point-cloud rooms.
 
 Checked: the dumped model holds the converted weights, the imported body's template tokens and the coarse
@@ -39,11 +39,9 @@ from sahmr.eval.evaluate import SUMMARY_KEYS
 from sahmr.eval.predictions import read_predictions
 from sahmr.geometry.camera import look_at
 from sahmr.models.mesh_transformer import template_tokens
-from tests.body.official_format import chumpy_pickle_bytes, official_smpl_dict
-from tests.body.test_import import _write_assets
-from tests.data.tiny_dataset import H, W, floor_sdf, image_for, scene_points
-
-from .oracle import REL_TOL, original_checkpoint
+from tests.helpers.official_format import chumpy_pickle_bytes, official_smpl_dict, write_assets
+from tests.helpers.oracle import REL_TOL, original_checkpoint
+from tests.helpers.tiny_dataset import H, W, floor_sdf, image_for, scene_points
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +77,7 @@ def smpl_sized_hierarchy(arrays: dict) -> dict:
 
 def write_official_body(open_model_path, folder) -> tuple:
     """(the SMPL pickle, the assets folder, verts431_pids): sahmr-open's arrays as an official neutral SMPL
-    file, and the original's companion files (tests/body/test_import.py's writer) for an SMPL-sized hierarchy;
+    file, and the original's companion files (tests/body/test_importer.py's writer) for an SMPL-sized hierarchy;
     seg_part_info.npy also holds `verts431_pids` (= verts6890_pids at the composed D selections), as the
     original's."""
     arrays = smpl_sized_hierarchy(load_body_model_file(open_model_path).arrays)
@@ -87,7 +85,7 @@ def write_official_body(open_model_path, folder) -> tuple:
     pkl.write_bytes(chumpy_pickle_bytes(official_smpl_dict(arrays)))
     assets = folder / "data"
     assets.mkdir()
-    members = _write_assets(arrays, assets)
+    members = write_assets(arrays, assets)
     info = np.load(assets / "seg_part_info.npy", allow_pickle=True).item()
     idx431 = (members["D"][1] @ members["D"][0]).tocsr().indices  # 431 rows, one 1.0 each: the composed selection
     assert np.array_equal(idx431, arrays["sahmr_down_idx_1"][arrays["sahmr_down_idx_2"]])
@@ -99,7 +97,7 @@ def write_official_body(open_model_path, folder) -> tuple:
 
 def write_posed_dataset(root, body_path, seed: int = 0) -> dict:
     """A canonical dataset, split "test" only: N_FRAMES posed meshes of the body model standing on the floor
-    (z = 0) of two rooms (dense point clouds of tests/data/tiny_dataset.py's layout: floor, two walls, a
+    (z = 0) of two rooms (dense point clouds of tests/helpers/tiny_dataset.py's layout: floor, two walls, a
     box), each seen by its own camera 3-3.5 m away; gradient images. Returns the split arrays."""
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)

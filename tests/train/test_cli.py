@@ -10,7 +10,7 @@ import pytest
 from sahmr.config import ParamsError
 from sahmr.train import cli as train_cli
 from sahmr.train.tasks import available_tasks, get_task, load_train_params, register_task
-from tests.train.fake_task import PelvisParams, factory
+from tests.helpers.fake_task import PelvisParams, factory
 
 
 def _main(argv: list[str]) -> int:

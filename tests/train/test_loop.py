@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from sahmr.train.loop import TrainConfig, train
-from tests.train.fake_task import PelvisTask, SimulatedCrash
+from tests.helpers.fake_task import PelvisTask, SimulatedCrash
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,7 +139,7 @@ def test_resume_refuses_other_config(tiny_synth, tmp_path):
 
 
 def _run_fake(out: Path, data: Path, *kv: str, env: dict | None = None, timeout: float = 300) -> dict:
-    cmd = [sys.executable, "-m", "tests.train.run_fake", str(out), str(data), *kv]
+    cmd = [sys.executable, "-m", "tests.helpers.run_fake", str(out), str(data), *kv]
     p = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
@@ -151,7 +151,7 @@ def test_kill_and_resume(tiny_synth, tmp_path):
     root, _ = tiny_synth
     out = tmp_path / "run"
     kv = ["epochs=4", "batch_size=4", "lr=0.01", "ckpt_every_n_steps=1", "milestones=[2]"]
-    cmd = [sys.executable, "-m", "tests.train.run_fake", str(out), str(root), *kv]
+    cmd = [sys.executable, "-m", "tests.helpers.run_fake", str(out), str(root), *kv]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "FAKE_TASK_SLEEP": "0.4"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

@@ -192,3 +192,50 @@ def write_mesh_downsampling(path, members: dict, *, writer: str = "savez") -> No
                 buf = io.BytesIO()
                 np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": a.shape})
                 zf.writestr(f"{k}.npy", buf.getvalue() + py2_pickle(a))
+
+
+def write_assets(arrays, folder):
+    """The original project's three companion files for the model ``arrays``, in their distributed form;
+    mesh_downsampling.npz is a Python-2 npz with members A, U, D, F and M (``__main__.MyMesh`` objects)."""
+    V = arrays["v_template"].shape[0]
+    rng = np.random.default_rng(0)
+    reg = rng.random((17, V))
+    reg /= reg.sum(1, keepdims=True)
+    np.save(folder / "J_regressor_h36m_correct.npy", reg)
+    pids = rng.integers(0, 8, V).astype(np.float64)
+    np.save(folder / "seg_part_info.npy", {"verts6890_pids": pids, "predefined_segparts": ["default"]}, allow_pickle=True)
+    levels = [tuple(arrays[f"sahmr_{k}_{i}"] for k in ("down_idx", "up_idx", "up_w", "faces")) for i in (1, 2)]
+    A, U, D, F, M = graphcmr_lists(arrays["v_template"], arrays["f"], levels)
+    members = dict(A=A, U=U, D=D, F=F, M=M)
+    write_mesh_downsampling(folder / "mesh_downsampling.npz", members, writer="py2")
+    return members
+
+
+def official_smplh_dict(arrays: dict) -> dict:
+    """An official-layout SMPL-H dict built from an SMPL-layout model: the 22 body joints as they are, and
+    15 finger joints per hand (3 per finger, chained from the wrist) in place of SMPL's two hand joints.
+    SMPL's hand skinning weights go to the first finger joint of each hand, so with fingers at rest the
+    SMPL-H model poses exactly like the SMPL one."""
+    d = official_smpl_dict(arrays)
+    V = arrays["v_template"].shape[0]
+    parents = arrays["kintree_table"][0].astype(np.int64)
+    kt = np.zeros((2, 52), np.int64)
+    kt[1] = np.arange(52)
+    kt[0, :22] = parents[:22]
+    kt[0, 0] = 4294967295
+    W = arrays["weights"].astype(np.float64)
+    w = np.zeros((V, 52))
+    w[:, :22] = W[:, :22]
+    J = arrays["J_regressor"].astype(np.float64)
+    Jh = np.zeros((52, V))
+    Jh[:22] = J[:22]
+    for wrist, base, smpl_hand in ((20, 22, 22), (21, 37, 23)):
+        for f in range(5):
+            j0 = base + 3 * f
+            kt[0, j0], kt[0, j0 + 1], kt[0, j0 + 2] = wrist, j0, j0 + 1
+            Jh[j0 : j0 + 3] = J[smpl_hand]
+        w[:, base] = W[:, smpl_hand]
+    d.update(kintree_table=kt, weights=w, J_regressor=scipy.sparse.csc_matrix(Jh), J=Jh @ d["v_template"],
+             posedirs=np.zeros((V, 3, 51 * 9)), hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
+             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))  # fmt: skip
+    return d

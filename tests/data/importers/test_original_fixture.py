@@ -1,4 +1,4 @@
-"""The original-format fixture (tests/data/original_fixture.py) follows original-spec.md §1.1-§1.6, §2.1.
+"""The original-format fixture (tests/helpers/original_fixture.py) follows original-spec.md §1.1-§1.6, §2.1.
 
 Every slot is read back the way the ORIGINAL code reads it (np.load(allow_pickle=True).tolist(), pickle.load,
 ElementTree ``find('./CameraMatrix/data').text``, np.unpackbits(count=6890), cv2 / PIL, trimesh, grid_sample
@@ -26,7 +26,7 @@ from PIL import Image
 
 from sahmr.body.model_file import load_body_model_file
 from sahmr.body.unpickle import UnsafePickleError, safe_load_pickle, safe_loads
-from tests.data.original_fixture import (
+from tests.helpers.original_fixture import (
     DEFTRAFO_SEED,
     hostile_pickle_bytes,
     write_deftrafo,

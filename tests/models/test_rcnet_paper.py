@@ -1,5 +1,5 @@
 """RCNet paper preset on CPU: forward/backward at batch 1, determinism, and the state-dict layout against
-the original's keys is checked by tests/models/test_models_convert.py."""
+the original's keys is checked by tests/models/test_convert.py."""
 
 from __future__ import annotations
 

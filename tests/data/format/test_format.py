@@ -18,8 +18,7 @@ from sahmr.data.format import (
     write_image,
 )
 from sahmr.data.format.validate import validate_dataset
-
-from .tiny_dataset import BODY_META, SCENES, V, floor_sdf, image_for, make_tiny_dataset, scene_points, split_arrays
+from tests.helpers.tiny_dataset import BODY_META, SCENES, V, floor_sdf, image_for, make_tiny_dataset, scene_points, split_arrays
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,18 @@ import os
 
 import numpy as np
 import pytest
-import scipy.sparse
 import torch
 
 from sahmr.body.importer import import_official
 from sahmr.body.model import BodyModel
 from sahmr.body.model_file import BodyModelFileError, load_body_model_file
 from sahmr.cli import main
-from tests.body.official_format import (
+from tests.helpers.official_format import (
     CallOnLoad,
     chumpy_pickle_bytes,
-    graphcmr_lists,
     official_smpl_dict,
+    official_smplh_dict,
+    write_assets,
     write_mesh_downsampling,
 )
 
@@ -53,27 +53,10 @@ def test_import_round_trip_poses_identically(official_pkl, open_model, tmp_path)
     assert imported.level_sizes[0] == 6890 and len(imported.level_sizes) == 3
 
 
-def _write_assets(arrays, folder):
-    """The original project's three companion files for the model ``arrays``, in their distributed form;
-    mesh_downsampling.npz is a Python-2 npz with members A, U, D, F and M (``__main__.MyMesh`` objects)."""
-    V = arrays["v_template"].shape[0]
-    rng = np.random.default_rng(0)
-    reg = rng.random((17, V))
-    reg /= reg.sum(1, keepdims=True)
-    np.save(folder / "J_regressor_h36m_correct.npy", reg)
-    pids = rng.integers(0, 8, V).astype(np.float64)
-    np.save(folder / "seg_part_info.npy", {"verts6890_pids": pids, "predefined_segparts": ["default"]}, allow_pickle=True)
-    levels = [tuple(arrays[f"sahmr_{k}_{i}"] for k in ("down_idx", "up_idx", "up_w", "faces")) for i in (1, 2)]
-    A, U, D, F, M = graphcmr_lists(arrays["v_template"], arrays["f"], levels)
-    members = dict(A=A, U=U, D=D, F=F, M=M)
-    write_mesh_downsampling(folder / "mesh_downsampling.npz", members, writer="py2")
-    return members
-
-
 def test_import_uses_companion_assets(official_pkl, tmp_path, capsys):
     """``sahmr body import SMPL.pkl --assets DIR`` with the companion files as they are distributed."""
     pkl, arrays = official_pkl
-    U = _write_assets(arrays, tmp_path)["U"]
+    U = write_assets(arrays, tmp_path)["U"]
     reg = np.load(tmp_path / "J_regressor_h36m_correct.npy")
     pids = np.load(tmp_path / "seg_part_info.npy", allow_pickle=True).item()["verts6890_pids"]
     assert main(["body", "import", str(pkl), "--assets", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 0
@@ -97,7 +80,7 @@ def test_import_uses_companion_assets(official_pkl, tmp_path, capsys):
 def test_import_refuses_tampered_mesh_downsampling(official_pkl, tmp_path, capsys):
     """A disallowed global in U: one line naming file, member and global; nothing written, nothing run."""
     pkl, arrays = official_pkl
-    members = _write_assets(arrays, tmp_path)
+    members = write_assets(arrays, tmp_path)
     marker = tmp_path / "pwned"
     members["U"][1] = CallOnLoad(os.system, f"touch {marker}")
     path = tmp_path / "mesh_downsampling.npz"
@@ -117,41 +100,11 @@ def test_import_names_missing_key(tmp_path):
     assert not (tmp_path / "smpl_male.npz").exists()
 
 
-def _official_smplh_dict(arrays: dict) -> dict:
-    """An official-layout SMPL-H dict built from an SMPL-layout model: the 22 body joints as they are, and
-    15 finger joints per hand (3 per finger, chained from the wrist) in place of SMPL's two hand joints.
-    SMPL's hand skinning weights go to the first finger joint of each hand, so with fingers at rest the
-    SMPL-H model poses exactly like the SMPL one."""
-    d = official_smpl_dict(arrays)
-    V = arrays["v_template"].shape[0]
-    parents = arrays["kintree_table"][0].astype(np.int64)
-    kt = np.zeros((2, 52), np.int64)
-    kt[1] = np.arange(52)
-    kt[0, :22] = parents[:22]
-    kt[0, 0] = 4294967295
-    W = arrays["weights"].astype(np.float64)
-    w = np.zeros((V, 52))
-    w[:, :22] = W[:, :22]
-    J = arrays["J_regressor"].astype(np.float64)
-    Jh = np.zeros((52, V))
-    Jh[:22] = J[:22]
-    for wrist, base, smpl_hand in ((20, 22, 22), (21, 37, 23)):
-        for f in range(5):
-            j0 = base + 3 * f
-            kt[0, j0], kt[0, j0 + 1], kt[0, j0 + 2] = wrist, j0, j0 + 1
-            Jh[j0 : j0 + 3] = J[smpl_hand]
-        w[:, base] = W[:, smpl_hand]
-    d.update(kintree_table=kt, weights=w, J_regressor=scipy.sparse.csc_matrix(Jh), J=Jh @ d["v_template"],
-             posedirs=np.zeros((V, 3, 51 * 9)), hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
-             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))  # fmt: skip
-    return d
-
-
 def test_import_smplh_poses_like_smpl_and_moves_fingers(open_model_path, open_model, tmp_path):
     """The SMPL-H path: detected from its hand PCA keys, 52 joints, 63-d body pose, 45-d hand poses."""
     arrays = load_body_model_file(open_model_path).arrays
     pkl = tmp_path / "SMPLH_male.pkl"
-    pkl.write_bytes(chumpy_pickle_bytes(_official_smplh_dict(arrays)))
+    pkl.write_bytes(chumpy_pickle_bytes(official_smplh_dict(arrays)))
     out = import_official(pkl, out_dir=tmp_path, progress=lambda *_: None)
     assert out.name == "smplh_male.npz"
     smplh = BodyModel.load(out)

@@ -17,7 +17,7 @@ from sahmr.models.sahmr import SAHMR, ImageOnlyBaseline
 from sahmr.train.sahmr_losses import sahmr_losses
 from sahmr.train.sahmr_task import BaselineTask, SAHMRTask
 
-from .sahmr_stub_body import StubBody
+from tests.helpers.sahmr_stub_body import StubBody
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ from sahmr.data.format import DatasetWriter, open_dataset, write_image
 from sahmr.data.sampler import EpochSampler
 from sahmr.geometry.camera import project, square_crop_box, transform
 from tests.helpers.reference_camera import crop_image, points_in_box_frustum
-
-from .tiny_dataset import BODY_META, SCENES, floor_sdf, image_for, make_tiny_dataset, scene_points, split_arrays
+from tests.helpers.tiny_dataset import BODY_META, SCENES, floor_sdf, image_for, make_tiny_dataset, scene_points, split_arrays
 
 S = 32
 

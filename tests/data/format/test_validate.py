@@ -10,8 +10,7 @@ import pytest
 from sahmr.data import cli as data_cli
 from sahmr.data.format import write_image
 from sahmr.data.format.validate import format_problems, validate_dataset
-
-from .tiny_dataset import make_tiny_dataset
+from tests.helpers.tiny_dataset import make_tiny_dataset
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Subprocess entry for the training-loop tests: ``python -m tests.train.run_fake OUT DATA key=value ...``.
+"""Subprocess entry for the training-loop tests: ``python -m tests.helpers.run_fake OUT DATA key=value ...``.
 
 Registers the fake task and trains it with TrainConfig(data=DATA, out=OUT, **overrides); prints the
 result as one JSON line prefixed ``RESULT `` (rank 0). Lightning's ``ddp`` launcher re-executes this
@@ -11,7 +11,7 @@ import sys
 import yaml
 
 from sahmr.train.loop import TrainConfig, train
-from tests.train.fake_task import PelvisTask
+from tests.helpers.fake_task import PelvisTask
 
 if __name__ == "__main__":
     out, data, *kv = sys.argv[1:]

@@ -6,8 +6,7 @@ import pytest
 from sahmr.data.dataset import HumanSceneDataset
 from sahmr.data.format import open_dataset
 from sahmr.data.frustum import CameraFrustumIndex, frustum_points_cam
-
-from .tiny_dataset import make_tiny_dataset
+from tests.helpers.tiny_dataset import make_tiny_dataset
 
 
 def _camera(rng):

@@ -2,7 +2,7 @@
 DVC, on stand-ins of the licensed files in their original formats (slow: ~2.5 min each on 2 cores, ~5 GB RAM, a
 1.7 GB checkpoint under tmp_path).
 
-Stand-ins: the original-format RICH / PROX fixtures (tests/data/original_fixture.py) under data/, an official-layout SMPL
+Stand-ins: the original-format RICH / PROX fixtures (tests/helpers/original_fixture.py) under data/, an official-layout SMPL
 neutral pickle + the original's companion files (tests/parity/test_paper_eval_path.py), and the oracle's seed-0
 checkpoint in the released `sahmr_{rich,prox}_e30.pth` layout. A scratch DVC repository holds copies of pipelines/,
 notebooks/, tools/ and sahmr/ (the stages' code deps); the `sahmr` command is the venv's (this checkout).
@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from sahmr.body.model_file import load_body_model_file
-from tests.data.original_fixture import write_deftrafo, write_prox_fixture, write_rich_fixture
+from tests.helpers.original_fixture import write_deftrafo, write_prox_fixture, write_rich_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,7 +45,7 @@ def test_check_real_data_lists_what_is_missing(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["rich", "prox"])
 def test_real_pipeline_end_to_end_with_dvc(dataset, open_model_path, tmp_path):
-    from tests.parity.oracle import original_checkpoint
+    from tests.helpers.oracle import original_checkpoint
     from tests.parity.test_paper_eval_path import write_official_body
 
     repo = tmp_path / "repo"

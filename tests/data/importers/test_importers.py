@@ -1,4 +1,4 @@
-"""`sahmr import rich|prox` on folders in the ORIGINAL on-disk formats (tests/data/original_fixture.py, written from
+"""`sahmr import rich|prox` on folders in the ORIGINAL on-disk formats (tests/helpers/original_fixture.py, written from
 the spec and checked against the original's own reading in test_original_fixture.py).
 
 Checked against the fixture's truth: frame order and selection, cameras, crops and images byte for byte, GT
@@ -32,7 +32,7 @@ from sahmr.data.importers.rich import RichImportConfig, find_scene_clouds, impor
 from sahmr.eval.evaluate import evaluate_split
 from sahmr.eval.predictions import Predictions, write_predictions
 from sahmr.geometry.sdf import query_sdf
-from tests.data.original_fixture import hostile_pickle_bytes, write_ply_mesh, write_prox_fixture, write_rich_fixture
+from tests.helpers.original_fixture import hostile_pickle_bytes, write_ply_mesh, write_prox_fixture, write_rich_fixture
 
 CROP = 224
 

@@ -503,8 +503,7 @@ def _write_opencv_xml(path: Path, T34, K, dist) -> None:
 
 def _write_smplh_models(models_dir: Path, smplh_arrays: dict):
     # Test-module helpers (the official SMPL-H layout and the chumpy pickler); imported lazily (torch).
-    from tests.body.official_format import chumpy_pickle_bytes
-    from tests.body.test_import import _official_smplh_dict
+    from tests.helpers.official_format import chumpy_pickle_bytes, official_smplh_dict
 
     v = np.asarray(smplh_arrays["v_template"], np.float64)
     templates = {"male": v, "female": v.mean(0) + 0.95 * (v - v.mean(0))}
@@ -514,7 +513,7 @@ def _write_smplh_models(models_dir: Path, smplh_arrays: dict):
         arrays["v_template"] = vt
         p = models_dir / "smplh" / f"SMPLH_{gender.upper()}.pkl"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(chumpy_pickle_bytes(_official_smplh_dict(arrays)))
+        p.write_bytes(chumpy_pickle_bytes(official_smplh_dict(arrays)))
         paths[gender] = p
     return paths, templates
 

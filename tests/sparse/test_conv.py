@@ -3,7 +3,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from sparse_dense_ref import gather_sites, naive_conv, random_grid, scatter_sites
 
 from sahmr.sparse import (
     SparseVoxelTensor,
@@ -17,6 +16,7 @@ from sahmr.sparse import (
     kernel_to_dense,
     sparse_conv3d,
 )
+from tests.helpers.sparse_dense_ref import gather_sites, naive_conv, random_grid, scatter_sites
 
 TOL = 1e-10
 SHAPE = (6, 6, 8)

@@ -16,7 +16,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test lint test-slow test-gpu repro repro-rich repro-prox train-rich bench lab clean-venv
+.PHONY: install test lint format test-slow test-gpu repro repro-rich repro-prox train-rich bench lab clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
 # A venv of another Python version (the chosen interpreter changed) is rebuilt, not reused.
@@ -34,6 +34,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check sahmr tests tools benchmarks notebooks
+	$(BIN)/python -m ruff format --check sahmr tests tools benchmarks notebooks
+
+format: $(STAMP)
+	$(BIN)/python -m ruff format sahmr tests tools benchmarks notebooks
+	$(BIN)/python -m ruff check --fix sahmr tests tools benchmarks notebooks
 
 # Exit status 5 = no test carries the marker (today every test is in `make test`): not an error.
 test-slow: $(STAMP)

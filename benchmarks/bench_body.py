@@ -27,8 +27,12 @@ def bench_forward(model_path: str, batch: int = 64, repeats: int = 20) -> dict:
 
     m = BodyModel.load(model_path)
     g = torch.Generator().manual_seed(0)
-    args = dict(betas=torch.randn(batch, 10, generator=g), body_pose=0.3 * torch.randn(batch, 69, generator=g),
-                global_orient=torch.randn(batch, 3, generator=g), transl=torch.randn(batch, 3, generator=g))
+    args = dict(
+        betas=torch.randn(batch, 10, generator=g),
+        body_pose=0.3 * torch.randn(batch, 69, generator=g),
+        global_orient=torch.randn(batch, 3, generator=g),
+        transl=torch.randn(batch, 3, generator=g),
+    )
     out = {}
     for threads in (1, torch.get_num_threads()):
         torch.set_num_threads(threads)
@@ -40,23 +44,24 @@ def bench_forward(model_path: str, batch: int = 64, repeats: int = 20) -> dict:
                 m(**args)
                 times.append(time.perf_counter() - t)
         times.sort()
-        out[f"threads_{threads}"] = {"median_ms": 1000 * times[len(times) // 2], "min_ms": 1000 * times[0],
-                                     "frames_per_s": batch / times[len(times) // 2]}
+        out[f"threads_{threads}"] = {
+            "median_ms": 1000 * times[len(times) // 2],
+            "min_ms": 1000 * times[0],
+            "frames_per_s": batch / times[len(times) // 2],
+        }
     return {"batch": batch, **out}
 
 
 def bench_build() -> dict:
     """Build sahmr-open in a subprocess (warm Anny cache) and read its wall time and peak RSS."""
     with tempfile.TemporaryDirectory() as d:
-        code = ("from sahmr.body.open_model import build_and_save; import sys; "
-                f"build_and_save({str(Path(d) / 'm.npz')!r}, None)")
+        code = f"from sahmr.body.open_model import build_and_save; import sys; build_and_save({str(Path(d) / 'm.npz')!r}, None)"
         t = time.perf_counter()
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "note": "ru_maxrss of the child (Anny cache warm)",
-            "peak_rss_before_mb": before / 1024}
+    return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "note": "ru_maxrss of the child (Anny cache warm)", "peak_rss_before_mb": before / 1024}
 
 
 def main() -> None:
@@ -67,8 +72,10 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
     os.environ.setdefault("WARP_CACHE_PATH", str(ROOT / ".cache" / "warp"))
-    result = {"machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
-              "forward": bench_forward(args.model)}
+    result = {
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+        "forward": bench_forward(args.model),
+    }
     if not args.skip_build:
         result["build_open_model"] = bench_build()
     out = Path(args.out)

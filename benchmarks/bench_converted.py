@@ -91,8 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     inputs = np.load(NET / "inputs.npz")
     ref = np.load(NET / "mesh_trunc.npz")
     idx = torch.stack([torch.as_tensor(ref[f"pcSeg_sample_idx_{b}"]) for b in range(2)])
-    res: dict = {"benchmark": "converted_paper_sahmr", "device": str(dev), "machine": platform.machine(),
-                 "torch": torch.__version__, "threads": torch.get_num_threads()}  # fmt: skip
+    res: dict = {
+        "benchmark": "converted_paper_sahmr",
+        "device": str(dev),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
     t0 = time.perf_counter()
     conv = convert_state_dict(original_checkpoint(0), "seed-0 checkpoint")

@@ -88,8 +88,10 @@ def synthesise(root: Path, frames: int, points: int, seed: int = 0, image_ext: s
     u = rng.normal(size=(V, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     body = u * [0.25, 0.15, 0.85] + [0, 0, 0.85]
-    arrays: dict[str, list] = {k: [] for k in ("frame_id", "image_path", "scene_id", "camera_id", "K", "T_world_to_cam",
-                                               "bbox_xyxy", "verts_world", "pelvis_world", "distance")}  # fmt: skip
+    arrays: dict[str, list] = {
+        k: []
+        for k in ("frame_id", "image_path", "scene_id", "camera_id", "K", "T_world_to_cam", "bbox_xyxy", "verts_world", "pelvis_world", "distance")
+    }
     t0 = time.perf_counter()
     img_s = 0.0
     for i in range(frames):
@@ -109,9 +111,18 @@ def synthesise(root: Path, frames: int, points: int, seed: int = 0, image_ext: s
         write_image(root, rel, render_like_image(rng, uv, bbox))
         img_s += time.perf_counter() - t1
         pelvis = verts.mean(0)
-        for k, v in (("frame_id", fid), ("image_path", rel), ("scene_id", f"scene_{i % N_SCENES:03d}"), ("camera_id", f"cam_{i}"),
-                     ("K", K), ("T_world_to_cam", T), ("bbox_xyxy", bbox), ("verts_world", verts), ("pelvis_world", pelvis),
-                     ("distance", np.linalg.norm(T[:3, :3] @ pelvis + T[:3, 3]))):  # fmt: skip
+        for k, v in (
+            ("frame_id", fid),
+            ("image_path", rel),
+            ("scene_id", f"scene_{i % N_SCENES:03d}"),
+            ("camera_id", f"cam_{i}"),
+            ("K", K),
+            ("T_world_to_cam", T),
+            ("bbox_xyxy", bbox),
+            ("verts_world", verts),
+            ("pelvis_world", pelvis),
+            ("distance", np.linalg.norm(T[:3, :3] @ pelvis + T[:3, 3])),
+        ):
             arrays[k].append(v)
     out = {k: np.asarray(v) for k, v in arrays.items()}
     out["image_size"] = np.tile([W, H], (frames, 1))
@@ -205,9 +216,16 @@ def bench_format(args, image_format: str) -> dict:
 
         loader_sps = None
         if args.workers > 0:
-            loader = torch.utils.data.DataLoader(train, batch_size=16, shuffle=True, num_workers=args.workers,
-                                                 collate_fn=collate_human_scene, worker_init_fn=worker_init_fn,
-                                                 persistent_workers=True, generator=torch.Generator().manual_seed(0))  # fmt: skip
+            loader = torch.utils.data.DataLoader(
+                train,
+                batch_size=16,
+                shuffle=True,
+                num_workers=args.workers,
+                collate_fn=collate_human_scene,
+                worker_init_fn=worker_init_fn,
+                persistent_workers=True,
+                generator=torch.Generator().manual_seed(0),
+            )
             next(iter(loader))
             t0 = time.perf_counter()
             n = 0
@@ -237,9 +255,11 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--items", type=int, default=768, help="items timed per configuration")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--image-formats", default="png,jpg",
-                    help="comma list of how the synthesised frames are stored (png: lossless, zlib level 1; "
-                    "jpg: quality 95); each is benchmarked")  # fmt: skip
+    ap.add_argument(
+        "--image-formats",
+        default="png,jpg",
+        help="comma list of how the synthesised frames are stored (png: lossless, zlib level 1; jpg: quality 95); each is benchmarked",
+    )
     ap.add_argument("--out", type=Path, default=Path("reports/bench/dataset.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)

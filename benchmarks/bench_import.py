@@ -122,19 +122,54 @@ def main() -> int:
         t = time.perf_counter()
         scale_rich_test(tmp / "RICH", args.frames)
         print(f"RICH test input: {args.frames} frames written in {time.perf_counter() - t:.1f} s")
-        wall, rss = timed(["import", "rich", str(tmp / "RICH"), "--out", str(tmp / "rich_ds"), "--splits", "test",
-                           "--body-model", str(body), "--smplx2smplh", str(rich.deftrafo_path), "--quiet"])  # fmt: skip
+        wall, rss = timed(
+            [
+                "import",
+                "rich",
+                str(tmp / "RICH"),
+                "--out",
+                str(tmp / "rich_ds"),
+                "--splits",
+                "test",
+                "--body-model",
+                str(body),
+                "--smplx2smplh",
+                str(rich.deftrafo_path),
+                "--quiet",
+            ]
+        )
         size = sum(p.stat().st_size for p in (tmp / "rich_ds").rglob("*") if p.is_file())
-        result["rich_test"] = {"frames": args.frames, "seconds": round(wall, 1), "seconds_per_1000_frames": round(1000 * wall / args.frames, 1),
-                               "peak_rss_mb": round(rss), "output_mb": round(size / 2**20)}  # fmt: skip
+        result["rich_test"] = {
+            "frames": args.frames,
+            "seconds": round(wall, 1),
+            "seconds_per_1000_frames": round(1000 * wall / args.frames, 1),
+            "peak_rss_mb": round(rss),
+            "output_mb": round(size / 2**20),
+        }
         print(json.dumps(result["rich_test"]))
         shutil.rmtree(tmp / "rich_ds")
         write_prox_fixture(tmp / "PROX")
         scale_prox(tmp / "PROX", args.prox_frames)
-        wall, rss = timed(["import", "prox", str(tmp / "PROX"), "--out", str(tmp / "prox_ds"), "--body-model", str(body),
-                           "--smplx2smplh", str(rich.deftrafo_path), "--quiet"])  # fmt: skip
-        result["prox"] = {"frames": args.prox_frames, "seconds": round(wall, 1),
-                          "seconds_per_1000_frames": round(1000 * wall / args.prox_frames, 1), "peak_rss_mb": round(rss)}  # fmt: skip
+        wall, rss = timed(
+            [
+                "import",
+                "prox",
+                str(tmp / "PROX"),
+                "--out",
+                str(tmp / "prox_ds"),
+                "--body-model",
+                str(body),
+                "--smplx2smplh",
+                str(rich.deftrafo_path),
+                "--quiet",
+            ]
+        )
+        result["prox"] = {
+            "frames": args.prox_frames,
+            "seconds": round(wall, 1),
+            "seconds_per_1000_frames": round(1000 * wall / args.prox_frames, 1),
+            "peak_rss_mb": round(rss),
+        }
         print(json.dumps(result["prox"]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

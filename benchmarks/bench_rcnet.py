@@ -64,17 +64,25 @@ def measure(preset: str, reps: int, threads: int) -> dict:
             out = model(image, K, box, pts, pb, anchor_cam=centre)
             times.append(time.perf_counter() - t)
     return {
-        "preset": preset, "threads": threads, "reps": reps, "crop_size": cfg.crop_size, "backbone": cfg.backbone,
-        "voxel_size": cfg.voxel_size, "spvcnn_widths": list(model.contact_net.widths),
-        "num_scene_points": int(len(pts)), "num_neighbourhood_points": int(out.near_points_cam.shape[0]),
+        "preset": preset,
+        "threads": threads,
+        "reps": reps,
+        "crop_size": cfg.crop_size,
+        "backbone": cfg.backbone,
+        "voxel_size": cfg.voxel_size,
+        "spvcnn_widths": list(model.contact_net.widths),
+        "num_scene_points": int(len(pts)),
+        "num_neighbourhood_points": int(out.near_points_cam.shape[0]),
         "num_voxels": int(out.voxel_coords.shape[0]),
         "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
-        "forward_s_median": statistics.median(times), "forward_s_min": min(times),
+        "forward_s_median": statistics.median(times),
+        "forward_s_min": min(times),
         "image_branch_s_median": statistics.median(img_times),
         "scene_branch_s_median_est": statistics.median(times) - statistics.median(img_times),
-        "peak_rss_growth_mb": _rss_mb() - rss0, "peak_rss_mb": _rss_mb(),
+        "peak_rss_growth_mb": _rss_mb() - rss0,
+        "peak_rss_mb": _rss_mb(),
         "param_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -93,15 +101,16 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", preset, "--reps", str(args.reps), "--threads", str(args.threads)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         r = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"{preset}: {r['forward_s_median'] * 1000:.0f} ms/frame (image {r['image_branch_s_median'] * 1000:.0f} ms), "
-              f"{r['num_voxels']} voxels, peak RSS +{r['peak_rss_growth_mb']:.0f} MB (total {r['peak_rss_mb']:.0f} MB)")
+        print(
+            f"{preset}: {r['forward_s_median'] * 1000:.0f} ms/frame (image {r['image_branch_s_median'] * 1000:.0f} ms), "
+            f"{r['num_voxels']} voxels, peak RSS +{r['peak_rss_growth_mb']:.0f} MB (total {r['peak_rss_mb']:.0f} MB)"
+        )
         results.append(r)
     report = {
         "benchmark": "RCNet forward latency per frame (batch 1, eval, no_grad, CPU) and peak memory",
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "loadavg": list(os.getloadavg())},
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__, "loadavg": list(os.getloadavg())},
         "results": results,
-    }  # fmt: skip
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

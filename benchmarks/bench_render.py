@@ -65,8 +65,7 @@ def timed(fn, reps: int) -> tuple[list[float], list[float], object]:
 
 def stats_ms(xs: list[float]) -> dict:
     a = np.asarray(xs) * 1e3
-    return {"median": round(float(np.median(a)), 2), "p90": round(float(np.percentile(a, 90)), 2),
-            "min": round(float(a.min()), 2)}
+    return {"median": round(float(np.median(a)), 2), "p90": round(float(np.percentile(a, 90)), 2), "min": round(float(a.min()), 2)}
 
 
 def main() -> None:
@@ -122,8 +121,7 @@ def main() -> None:
             # a new body mesh per frame (as in the generator): the cached BVH of the previous call is not reused
             w, c, res = [], [], None
             for _ in range(3):
-                fresh = [(trimesh.Trimesh(mesh.vertices + rng.normal(0, 1e-6, mesh.vertices.shape), body_f,
-                                          process=False), vc, 1000)]
+                fresh = [(trimesh.Trimesh(mesh.vertices + rng.normal(0, 1e-6, mesh.vertices.shape), body_f, process=False), vc, 1000)]
                 w1, c1, res = timed(lambda: renderer.render(K, T, W, H, extra_items=fresh), 1)
                 w += w1
                 c += c1

@@ -48,16 +48,21 @@ def main() -> int:
     for stage in stages:
         with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
             t0 = time.monotonic()
-            proc = subprocess.run(["/usr/bin/time", "-o", tf.name, "-f", "%M %e", str(bin_dir / "dvc"), "repro",
-                                   "--single-item", stage], cwd=ROOT, env=env)  # fmt: skip
+            proc = subprocess.run(
+                ["/usr/bin/time", "-o", tf.name, "-f", "%M %e", str(bin_dir / "dvc"), "repro", "--single-item", stage], cwd=ROOT, env=env
+            )
             wall = time.monotonic() - t0
             max_kb = int(tf.read().split()[-2])
         results.append({"stage": stage, "wall_s": round(wall, 1), "peak_rss_mb": round(max_kb / 1024, 1), "rc": proc.returncode})
         print(f"[bench_repro] {stage}: {wall:.0f} s, peak {max_kb / 1024:.0f} MB, rc {proc.returncode}", flush=True)
         if proc.returncode:
             break
-    out = {"benchmark": "make repro stage by stage (dvc repro --single-item)", "total_wall_s": round(time.monotonic() - t_all, 1),
-           "stages": results, "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()}}  # fmt: skip
+    out = {
+        "benchmark": "make repro stage by stage (dvc repro --single-item)",
+        "total_wall_s": round(time.monotonic() - t_all, 1),
+        "stages": results,
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -112,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
     import torch
 
-    doc = {"benchmark": "sahmr_inference_end_to_end", "machine": platform.processor() or platform.machine(),
-           "python": sys.version.split()[0], "torch": torch.__version__, "results": results}  # fmt: skip
+    doc = {
+        "benchmark": "sahmr_inference_end_to_end",
+        "machine": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "results": results,
+    }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))

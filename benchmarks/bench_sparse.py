@@ -64,6 +64,7 @@ C_IN, C_OUT = 35, 12
 
 # ---- workload ---------------------------------------------------------------------------------------
 
+
 def make_scene(seed: int, n_planes: int = 60, spacing: float = 0.02, radius: float = 1.25) -> torch.Tensor:
     """Points (P, 3) metres: random planar patches within `radius` of anchors (0,0,-0.5),(0,0,0),(0,0,0.5),
     shifted to a typical camera-frame position (z ≈ 3 m, some negative x/y coordinates)."""
@@ -95,11 +96,11 @@ def make_batch(batch_size: int, device: torch.device) -> tuple[torch.Tensor, tor
 
 # ---- networks -----------------------------------------------------------------------------------------
 
+
 class SparseRes(nn.Module):
     def __init__(self, ci: int, co: int):
         super().__init__()
-        self.net = nn.Sequential(SparseConv3d(ci, co, 3), SparseBatchNorm(co), SparseReLU(True),
-                                 SparseConv3d(co, co, 3), SparseBatchNorm(co))
+        self.net = nn.Sequential(SparseConv3d(ci, co, 3), SparseBatchNorm(co), SparseReLU(True), SparseConv3d(co, co, 3), SparseBatchNorm(co))
         self.skip = None if ci == co else nn.Sequential(SparseConv3d(ci, co, 1), SparseBatchNorm(co))
         self.relu = SparseReLU(True)
 
@@ -118,18 +119,21 @@ class SparseUNet(nn.Module):
 
     def __init__(self, cs: list[int]):
         super().__init__()
-        self.stem = nn.Sequential(SparseConv3d(C_IN, cs[0], 3), SparseBatchNorm(cs[0]), SparseReLU(True),
-                                  SparseConv3d(cs[0], cs[0], 3), SparseBatchNorm(cs[0]), SparseReLU(True))
+        self.stem = nn.Sequential(
+            SparseConv3d(C_IN, cs[0], 3),
+            SparseBatchNorm(cs[0]),
+            SparseReLU(True),
+            SparseConv3d(cs[0], cs[0], 3),
+            SparseBatchNorm(cs[0]),
+            SparseReLU(True),
+        )
         self.down = nn.ModuleList(
-            nn.Sequential(_sparse_block("down", cs[i], cs[i]), SparseRes(cs[i], cs[i + 1]), SparseRes(cs[i + 1], cs[i + 1]))
-            for i in range(4)
+            nn.Sequential(_sparse_block("down", cs[i], cs[i]), SparseRes(cs[i], cs[i + 1]), SparseRes(cs[i + 1], cs[i + 1])) for i in range(4)
         )
         skips = [cs[3], cs[2], cs[1], cs[0]]
         ins = [cs[4], cs[5], cs[6], cs[7]]
         self.up = nn.ModuleList(_sparse_block("up", ins[i], cs[5 + i]) for i in range(4))
-        self.up_res = nn.ModuleList(
-            nn.Sequential(SparseRes(cs[5 + i] + skips[i], cs[5 + i]), SparseRes(cs[5 + i], cs[5 + i])) for i in range(4)
-        )
+        self.up_res = nn.ModuleList(nn.Sequential(SparseRes(cs[5 + i] + skips[i], cs[5 + i]), SparseRes(cs[5 + i], cs[5 + i])) for i in range(4))
         self.head = nn.Linear(cs[8], C_OUT)
 
     def forward(self, x: SparseVoxelTensor) -> torch.Tensor:
@@ -145,8 +149,13 @@ class SparseUNet(nn.Module):
 class DenseRes(nn.Module):
     def __init__(self, ci: int, co: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv3d(ci, co, 3, padding=1, bias=False), nn.BatchNorm3d(co), nn.ReLU(True),
-                                 nn.Conv3d(co, co, 3, padding=1, bias=False), nn.BatchNorm3d(co))
+        self.net = nn.Sequential(
+            nn.Conv3d(ci, co, 3, padding=1, bias=False),
+            nn.BatchNorm3d(co),
+            nn.ReLU(True),
+            nn.Conv3d(co, co, 3, padding=1, bias=False),
+            nn.BatchNorm3d(co),
+        )
         self.skip = nn.Identity() if ci == co else nn.Sequential(nn.Conv3d(ci, co, 1, bias=False), nn.BatchNorm3d(co))
 
     def forward(self, x):
@@ -162,19 +171,17 @@ class DenseUNet(nn.Module):
         def blk(conv, co):
             return nn.Sequential(conv, nn.BatchNorm3d(co), nn.ReLU(True))
 
-        self.stem = nn.Sequential(blk(nn.Conv3d(C_IN, cs[0], 3, padding=1, bias=False), cs[0]),
-                                  blk(nn.Conv3d(cs[0], cs[0], 3, padding=1, bias=False), cs[0]))
+        self.stem = nn.Sequential(
+            blk(nn.Conv3d(C_IN, cs[0], 3, padding=1, bias=False), cs[0]), blk(nn.Conv3d(cs[0], cs[0], 3, padding=1, bias=False), cs[0])
+        )
         self.down = nn.ModuleList(
-            nn.Sequential(blk(nn.Conv3d(cs[i], cs[i], 2, 2, bias=False), cs[i]), DenseRes(cs[i], cs[i + 1]),
-                          DenseRes(cs[i + 1], cs[i + 1]))
+            nn.Sequential(blk(nn.Conv3d(cs[i], cs[i], 2, 2, bias=False), cs[i]), DenseRes(cs[i], cs[i + 1]), DenseRes(cs[i + 1], cs[i + 1]))
             for i in range(4)
         )
         skips = [cs[3], cs[2], cs[1], cs[0]]
         ins = [cs[4], cs[5], cs[6], cs[7]]
         self.up = nn.ModuleList(blk(nn.ConvTranspose3d(ins[i], cs[5 + i], 2, 2, bias=False), cs[5 + i]) for i in range(4))
-        self.up_res = nn.ModuleList(
-            nn.Sequential(DenseRes(cs[5 + i] + skips[i], cs[5 + i]), DenseRes(cs[5 + i], cs[5 + i])) for i in range(4)
-        )
+        self.up_res = nn.ModuleList(nn.Sequential(DenseRes(cs[5 + i] + skips[i], cs[5 + i]), DenseRes(cs[5 + i], cs[5 + i])) for i in range(4))
         self.head = nn.Conv3d(cs[8], C_OUT, 1)
 
     def forward(self, grid):
@@ -189,9 +196,11 @@ class DenseUNet(nn.Module):
 
 # ---- one measurement (runs in its own process) -----------------------------------------------------------
 
+
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+    ]
 
 
 class CpuPeakMemory:
@@ -239,8 +248,15 @@ def measure(preset: str, impl: str, batch_size: int, reps: int, device: str) -> 
     coords = x0.coords
     n_vox = coords.shape[0]
     feats = torch.randn(n_vox, C_IN, device=dev)
-    info = {"preset": preset, "impl": impl, "batch_size": batch_size, "num_voxels": n_vox,
-            "num_points": int(points.shape[0]), "device": device, "threads": torch.get_num_threads()}
+    info = {
+        "preset": preset,
+        "impl": impl,
+        "batch_size": batch_size,
+        "num_voxels": n_vox,
+        "num_points": int(points.shape[0]),
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
     cs = WIDTHS[preset]
     if impl == "dense":
         lo = coords[:, 1:].amin(0)
@@ -307,8 +323,9 @@ def main() -> None:
     ap.add_argument("--dense-reps", type=int, default=1, help="dense conv is slow on CPU")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports/bench/sparse.json"))
-    ap.add_argument("--threads", nargs="+", type=int, default=[torch.get_num_threads()],
-                    help="torch intra-op thread counts to measure (dense only at the first)")
+    ap.add_argument(
+        "--threads", nargs="+", type=int, default=[torch.get_num_threads()], help="torch intra-op thread counts to measure (dense only at the first)"
+    )
     ap.add_argument("--one", nargs=2, metavar=("PRESET", "IMPL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -325,9 +342,23 @@ def main() -> None:
             for impl in args.impls:
                 if impl == "dense" and ti > 0:
                     continue
-                cmd = [sys.executable, __file__, "--one", preset, impl, "--batch-size", str(args.batch_size),
-                       "--reps", str(args.reps), "--dense-reps", str(args.dense_reps), "--device", args.device,
-                       "--threads", str(threads)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    preset,
+                    impl,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--reps",
+                    str(args.reps),
+                    "--dense-reps",
+                    str(args.dense_reps),
+                    "--device",
+                    args.device,
+                    "--threads",
+                    str(threads),
+                ]
                 env = dict(os.environ, MALLOC_ARENA_MAX="1")  # all threads in the arena mallinfo2 reports
                 r = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if r.returncode != 0:
@@ -339,8 +370,7 @@ def main() -> None:
                 results.append(res)
     # ratios within this run (never compare absolute times across machines)
     for preset in args.presets:
-        ref = [r for r in results if r["preset"] == preset and r["impl"] == "torch" and "error" not in r
-               and r["threads"] == args.threads[0]]
+        ref = [r for r in results if r["preset"] == preset and r["impl"] == "torch" and "error" not in r and r["threads"] == args.threads[0]]
         for r in results:
             if ref and r["preset"] == preset and "error" not in r:
                 r["time_vs_torch_median"] = r["fwd_bwd_s"] / ref[0]["fwd_bwd_s"]
@@ -350,14 +380,22 @@ def main() -> None:
         if "error" in r:
             print(f"{r['preset']:7} {r['impl']:7} {r['threads']:>3} ERROR {r['error']}")
         else:
-            print(f"{r['preset']:7} {r['impl']:7} {r['threads']:>3} {r['num_voxels']:>7} {r['fwd_bwd_s']:>9.3f} "
-                  f"{r['fwd_bwd_s_min']:>7.3f} {r['cpu_s_median']:>7.3f} {r['peak_mem_MB']:>8.1f}")
+            print(
+                f"{r['preset']:7} {r['impl']:7} {r['threads']:>3} {r['num_voxels']:>7} {r['fwd_bwd_s']:>9.3f} "
+                f"{r['fwd_bwd_s_min']:>7.3f} {r['cpu_s_median']:>7.3f} {r['peak_mem_MB']:>8.1f}"
+            )
     report = {
         "benchmark": "sparse conv U-Net forward+backward (RCNet-like workload)",
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                    "device": args.device, "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "device": args.device,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
         "notes": "CPU timings on shared cores are noisy: compare fwd_bwd_s_min (least disturbed) and the "
-                 "median; spconv runs its CPU kernels single-threaded (race in spconv 2.3.8 otherwise).",
+        "median; spconv runs its CPU kernels single-threaded (race in spconv 2.3.8 otherwise).",
         "results": results,
     }
     out = Path(args.out)

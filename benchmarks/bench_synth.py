@@ -46,8 +46,13 @@ def dataset_throughput(root: Path, crop: int, n_items: int) -> dict:
         for b in range(0, len(items), 16):
             collate_human_scene([ds[(epoch, int(i))] for i in items[b : b + 16]])
         rates.append(len(items) / (time.perf_counter() - t))
-    return {"crop": crop, "items": len(items), "samples_per_s_one_thread": rates[1], "samples_per_s_first_pass": rates[0],
-            "cameras_cached": len(ds._frustum)}
+    return {
+        "crop": crop,
+        "items": len(items),
+        "samples_per_s_one_thread": rates[1],
+        "samples_per_s_first_pass": rates[0],
+        "cameras_cached": len(ds._frustum),
+    }
 
 
 def main() -> None:
@@ -84,10 +89,16 @@ def main() -> None:
         ds_result = dataset_throughput(Path(d) / "ds", args.crop, args.items)
 
     result = {
-        "generation": {"scenes": args.scenes, "frames": n, "workers": args.workers, "seconds": gen_s,
-                       "frames_per_s": n / gen_s, "default_set_frames": total_default,
-                       "default_set_minutes_extrapolated": total_default / (n / gen_s) / 60,
-                       "peak_rss_mb_largest_process": peak_mb},
+        "generation": {
+            "scenes": args.scenes,
+            "frames": n,
+            "workers": args.workers,
+            "seconds": gen_s,
+            "frames_per_s": n / gen_s,
+            "default_set_frames": total_default,
+            "default_set_minutes_extrapolated": total_default / (n / gen_s) / 60,
+            "peak_rss_mb_largest_process": peak_mb,
+        },
         "dataset": ds_result,
         "cpu_count": os.cpu_count(),
     }

@@ -40,13 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         kit = np.asarray(kit.detach() if torch.is_tensor(kit) else kit, np.float64)
         ref = np.asarray(ref, np.float64)
         d = np.abs(kit - ref)
-        rows.append({"output": name, "mode": mode, "max_abs": float(d.max()), "mean_abs": float(d.mean()),
-                     "max_rel": float(d.max() / max(np.abs(ref).max(), 1e-12)), "n": int(ref.size)})  # fmt: skip
+        rows.append(
+            {
+                "output": name,
+                "mode": mode,
+                "max_abs": float(d.max()),
+                "mean_abs": float(d.mean()),
+                "max_rel": float(d.max() / max(np.abs(ref).max(), 1e-12)),
+                "n": int(ref.size),
+            }
+        )
 
     def disc(name, mode, kit, ref):
         kit, ref = np.asarray(kit), np.asarray(ref)
-        rows.append({"output": name, "mode": mode, "differing": int((kit != ref).sum()) if kit.shape == ref.shape else -1,
-                     "n": int(ref.size)})  # fmt: skip
+        rows.append({"output": name, "mode": mode, "differing": int((kit != ref).sum()) if kit.shape == ref.shape else -1, "n": int(ref.size)})
 
     base = model.rcnet.cfg
     for mode in MODES:

@@ -64,10 +64,18 @@ plt.close(fig)
 # %%
 import pandas as pd
 
-table = pd.DataFrame({"pose_class": cols["pose_class"], "distance": cols["distance"], "occlusion": cols["occlusion"],
-                      "truncated": np.asarray(arr["truncated"]), "scene": np.asarray(arr["scene_id"])})
-table.groupby("pose_class").agg(frames=("distance", "size"), distance_m=("distance", "mean"),
-                                occlusion=("occlusion", "mean"), truncated=("truncated", "mean")).round(3)
+table = pd.DataFrame(
+    {
+        "pose_class": cols["pose_class"],
+        "distance": cols["distance"],
+        "occlusion": cols["occlusion"],
+        "truncated": np.asarray(arr["truncated"]),
+        "scene": np.asarray(arr["scene_id"]),
+    }
+)
+table.groupby("pose_class").agg(
+    frames=("distance", "size"), distance_m=("distance", "mean"), occlusion=("occlusion", "mean"), truncated=("truncated", "mean")
+).round(3)
 
 # %% [markdown]
 # ## Scenes: frames per scene and pose class
@@ -82,8 +90,13 @@ ax.legend(fontsize=7, ncol=4)
 fig.tight_layout()
 display(fig)
 plt.close(fig)
-table.groupby("scene").agg(frames=("distance", "size"), distance_m=("distance", "mean"), occlusion=("occlusion", "mean"),
-                           truncated=("truncated", "mean"), pose_classes=("pose_class", "nunique")).round(3)
+table.groupby("scene").agg(
+    frames=("distance", "size"),
+    distance_m=("distance", "mean"),
+    occlusion=("occlusion", "mean"),
+    truncated=("truncated", "mean"),
+    pose_classes=("pose_class", "nunique"),
+).round(3)
 
 # %% [markdown]
 # ## A scene with its people (interactive: drag to rotate, click legend entries to toggle)
@@ -98,8 +111,13 @@ rows = rows[np.sort(first)][:8]
 from sahmr.body.model import BodyModel
 
 body = BodyModel.load(body_model or ds.meta["body_model"]["name"])
-meshes = [{"verts": np.asarray(arr["verts_world"][i]), "faces": body.faces.numpy(),
-           "name": f"{arr['frame_id'][i]} ({arr['pose_class'][i]})"} for i in rows]
-pts = [contact_points(np.asarray(arr["verts_world"][i]), np.asarray(arr["contact"][i]), np.asarray(arr["contact_part"][i]),
-                      name=f"contacts {arr['frame_id'][i]}") for i in rows]
+meshes = [
+    {"verts": np.asarray(arr["verts_world"][i]), "faces": body.faces.numpy(), "name": f"{arr['frame_id'][i]} ({arr['pose_class'][i]})"} for i in rows
+]
+pts = [
+    contact_points(
+        np.asarray(arr["verts_world"][i]), np.asarray(arr["contact"][i]), np.asarray(arr["contact_part"][i]), name=f"contacts {arr['frame_id'][i]}"
+    )
+    for i in rows
+]
 scene_figure(ds.scene_points(sid), meshes, pts, title=f"scene {sid}: {len(rows)} people").show()

@@ -65,6 +65,7 @@ shown = ["frame_id", "scene_id", "pose_class", "distance", "occlusion", "g_mpjpe
 cols = [c for c in shown if c in frames.columns]
 frames.set_index("frame_id").loc[chosen].reset_index()[cols].round(3)
 
+
 # %%
 def views(fid):
     _, i = ds.frame_index(fid)
@@ -80,8 +81,13 @@ for fid in chosen:
     i, T, K, gt_world, pred_world = views(fid)
     sid = str(arr["scene_id"][i])
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    crop_overlay(ax, ds.image(split, i), K, np.asarray(arr["bbox_xyxy"][i]),
-                 [(transform(T, gt_world), "#2ca02c", "GT"), (transform(T, pred_world), "#d62728", "predicted")])
+    crop_overlay(
+        ax,
+        ds.image(split, i),
+        K,
+        np.asarray(arr["person_box_xyxy"][i]),
+        [(transform(T, gt_world), "#2ca02c", "GT"), (transform(T, pred_world), "#d62728", "predicted")],
+    )
     row = frames.set_index("frame_id").loc[fid]
     ax.set_title(f"{fid}  {metric} = {row[metric]:.1f}", fontsize=9)
     display(fig)
@@ -91,8 +97,18 @@ for fid in chosen:
     part_rows += [dict(frame_id=fid, **r) for r in per_part_contact(pc, gc, part_ids, PART_NAMES)]
     gt_pelvis, _ = np.asarray(arr["pelvis_world"][i]), None
     pred_pelvis = (body.eval_regressor.numpy().astype(np.float64) @ pred_world)[0]
-    frame_scene_figure(ds.scene_points(sid), faces, gt_world, pred_world, gc, np.asarray(arr["contact_part"][i]), pc,
-                       gt_pelvis, pred_pelvis, title=f"{fid} ({arr['pose_class'][i]}, scene {sid})").show()
+    frame_scene_figure(
+        ds.scene_points(sid),
+        faces,
+        gt_world,
+        pred_world,
+        gc,
+        np.asarray(arr["contact_part"][i]),
+        pc,
+        gt_pelvis,
+        pred_pelvis,
+        title=f"{fid} ({arr['pose_class'][i]}, scene {sid})",
+    ).show()
 
 # %% [markdown]
 # ## Per-part contact errors of these frames

@@ -39,8 +39,10 @@ print(f"{dataset_name}: {len(summaries)} method(s): {', '.join(summaries)}; {fra
 
 # %%
 if baseline and baseline not in summaries:
-    raise FileNotFoundError(f"baseline {baseline!r} has no metrics in {metrics_dir} (have: {', '.join(summaries)}); "
-                            "evaluate it, or pass baseline='' for a table without differences")
+    raise FileNotFoundError(
+        f"baseline {baseline!r} has no metrics in {metrics_dir} (have: {', '.join(summaries)}); "
+        "evaluate it, or pass baseline='' for a table without differences"
+    )
 table = paper_table(summaries, baseline or None)
 table.round(3)
 
@@ -57,12 +59,15 @@ plt.close(fig)
 
 # %%
 f = binned(binned(frames, "distance", [0, 3, 4, 5, 6, 12]), "occlusion", [0, 0.05, 0.25, 0.5, 1.0])
-groups = [by for by in ["distance_bin", "occlusion_bin", "pose_class", "scene_id", "sequence"]
-          if by in f.columns and f[by].dropna().astype(str).ne("").any()]  # real data: no pose classes / occlusion
+groups = [
+    by
+    for by in ["distance_bin", "occlusion_bin", "pose_class", "scene_id", "sequence"]
+    if by in f.columns and f[by].dropna().astype(str).ne("").any()
+]  # real data: no pose classes / occlusion
 fig, axes = plt.subplots((len(groups) + 1) // 2, 2, figsize=(13, 3.5 * ((len(groups) + 1) // 2)), squeeze=False)
 for ax, by in zip(axes.ravel(), groups):
     error_by(f, "g_mpjpe", by, ax=ax)
-for ax in axes.ravel()[len(groups):]:
+for ax in axes.ravel()[len(groups) :]:
     ax.axis("off")
 fig.tight_layout()
 display(fig)

@@ -48,8 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError,
-            UserError, pickle.UnpicklingError) as e:  # user-facing: one clear line
+    except (
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+        ValueError,
+        UserError,
+        pickle.UnpicklingError,
+    ) as e:  # user-facing: one clear line
         print(f"sahmr: error: {e}", file=sys.stderr)
         return 2
 

@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["ParamsError", "load_params", "parse_overrides", "load_section", "from_mapping", "with_preset", "section_of",
-           "add_params_arguments"]
+__all__ = ["ParamsError", "load_params", "parse_overrides", "load_section", "from_mapping", "with_preset", "section_of", "add_params_arguments"]
 
 T = TypeVar("T")
 
@@ -75,8 +74,15 @@ def section_of(params: Mapping[str, Any], section: str, source: str = "params") 
     return dict(value)
 
 
-def load_section(params: str | Path | Mapping[str, Any], section: str, schema: type[T], overrides: Iterable[str] | Mapping[str, Any] = (),
-                 *, source: str | None = None, extra: Mapping[str, Any] | None = None) -> T:  # fmt: skip
+def load_section(
+    params: str | Path | Mapping[str, Any],
+    section: str,
+    schema: type[T],
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    *,
+    source: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> T:
     """The `schema` dataclass filled from `params[section]`, then `extra`, then `overrides`.
 
     params: a params file path or an already-parsed mapping. overrides: ``key=value`` strings (or a
@@ -175,8 +181,15 @@ def from_mapping(schema: type[T], data: Mapping[str, Any], *, where: str) -> T:
 
 def add_params_arguments(parser: Any, section: str, default: str | None = "params.yaml") -> None:
     """``--params FILE`` and repeatable ``-S key=value``: the same two options on every command that reads params."""
-    parser.add_argument("--params", default=default, help=f"parameters file; its '{section}' section is used (default: "
-                        f"{default or 'none: the built-in defaults'})")  # fmt: skip
-    parser.add_argument("-S", "--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a key of '{section}' (repeatable; dotted keys, YAML values: -S key=2 "
-                        "-S group.key=[1, 2])")  # fmt: skip
+    parser.add_argument(
+        "--params", default=default, help=f"parameters file; its '{section}' section is used (default: {default or 'none: the built-in defaults'})"
+    )
+    parser.add_argument(
+        "-S",
+        "--set",
+        dest="set_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a key of '{section}' (repeatable; dotted keys, YAML values: -S key=2 -S group.key=[1, 2])",
+    )

@@ -37,8 +37,7 @@ def _check(verts: np.ndarray, faces: np.ndarray | None = None, colors: np.ndarra
 
 
 def _ply_bytes(v: np.ndarray, f: np.ndarray | None, c: np.ndarray | None) -> bytes:
-    head = ["ply", "format binary_little_endian 1.0", f"element vertex {len(v)}",
-            "property float x", "property float y", "property float z"]  # fmt: skip
+    head = ["ply", "format binary_little_endian 1.0", f"element vertex {len(v)}", "property float x", "property float y", "property float z"]
     fields = [("xyz", "<f4", (3,))]
     if c is not None:
         head += ["property uchar red", "property uchar green", "property uchar blue"]

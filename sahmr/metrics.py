@@ -305,8 +305,7 @@ def voxseg_precision_recall_iou(pred_label, gt_label, batch_index, batch_size: i
     _same_shape("pred_label", pred_label, "batch_index", batch_index)
     xp = _xp(pred_label, gt_label, batch_index)
     if pred_label.shape[0] > 0:
-        for name, arr, hi in (("pred_label", pred_label, num_classes), ("gt_label", gt_label, num_classes),
-                              ("batch_index", batch_index, batch_size)):
+        for name, arr, hi in (("pred_label", pred_label, num_classes), ("gt_label", gt_label, num_classes), ("batch_index", batch_index, batch_size)):
             if int(arr.min()) < 0 or int(arr.max()) >= hi:
                 raise ValueError(f"{name}: values must lie in [0, {hi}), got range [{int(arr.min())}, {int(arr.max())}]")
     n_bins = batch_size * num_classes

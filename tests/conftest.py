@@ -42,8 +42,13 @@ def open_model(open_model_path):
 
 
 # A tiny synthetic dataset (2 rooms, 16 frames) shared by the data, synth and eval tests.
-TINY_SYNTH = dict(scenes={"train": 1, "val": 0, "test": 1}, frames_per_scene={"train": 10, "val": 0, "test": 6},
-                  image_size=(256, 192), cameras_per_scene=3, min_person_pixels=150)
+TINY_SYNTH = dict(
+    scenes={"train": 1, "val": 0, "test": 1},
+    frames_per_scene={"train": 10, "val": 0, "test": 6},
+    image_size=(256, 192),
+    cameras_per_scene=3,
+    min_person_pixels=150,
+)
 
 
 @pytest.fixture(scope="session")

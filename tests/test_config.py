@@ -40,12 +40,18 @@ def test_every_shipped_section_loads(path, section):
         assert section in DVC_VARS_ONLY and path.parent.name == section, f"{path}: section '{section}' has no schema"
 
 
-@pytest.mark.parametrize("section,typo,key", [("body_open", "num_sample=3", "num_sample"),
-                                              ("synth", "frames_per_scen.train=3", "frames_per_scen"),
-                                              ("train_rcnet", "epoch=5", "epoch"), ("train_sahmr", "rcnet_ckpts=x", "rcnet_ckpts"),
-                                              ("train_baseline", "lr_rate=0.1", "lr_rate"),
-                                              ("train_rcnet", "model.voxelsize=0.1", "voxelsize"),
-                                              ("train_sahmr", "model.num_layer=3", "num_layer")])  # fmt: skip
+@pytest.mark.parametrize(
+    "section,typo,key",
+    [
+        ("body_open", "num_sample=3", "num_sample"),
+        ("synth", "frames_per_scen.train=3", "frames_per_scen"),
+        ("train_rcnet", "epoch=5", "epoch"),
+        ("train_sahmr", "rcnet_ckpts=x", "rcnet_ckpts"),
+        ("train_baseline", "lr_rate=0.1", "lr_rate"),
+        ("train_rcnet", "model.voxelsize=0.1", "voxelsize"),
+        ("train_sahmr", "model.num_layer=3", "num_layer"),
+    ],
+)
 def test_a_misspelt_key_fails(section, typo, key):
     params = load_params(ROOT / "params.yaml")
     with pytest.raises(ParamsError, match=rf"\.{key}: unknown parameter"):

@@ -99,8 +99,7 @@ def test_no_import_circles():
 
 def test_imports_only_run_downward():
     g = _graph()
-    upward = [f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})" for m, ds in g.items() for d in ds
-              if _layer(d) > _layer(m)]  # fmt: skip
+    upward = [f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})" for m, ds in g.items() for d in ds if _layer(d) > _layer(m)]
     assert upward == []
 
 

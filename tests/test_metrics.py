@@ -135,9 +135,11 @@ def test_procrustes_is_the_least_squares_optimum():
     pj = gj @ Rotation.from_rotvec([0.3, -0.2, 0.5]).as_matrix().T * 1.3 + np.random.default_rng(5).normal(0, 0.05, gj.shape)
     aligned = M.procrustes_align(pj, gj)
     for b in range(len(gj)):
+
         def residual(x, b=b):
             r = Rotation.from_rotvec(x[1:4]).as_matrix()
             return (np.exp(x[0]) * pj[b] @ r.T + x[4:] - gj[b]).ravel()
+
         best = least_squares(residual, np.zeros(7), xtol=1e-14, ftol=1e-14, gtol=1e-14)
         ours = np.sum((aligned[b] - gj[b]) ** 2)
         assert ours <= 2 * best.cost + 1e-10  # least_squares cost = 0.5 * sum of squares
@@ -152,15 +154,19 @@ def box_sdf(p):
 def test_pene_confe_and_contact_on_an_analytic_box():
     axis = np.linspace(-1.0, 1.0, 21)
     grid = SDFGrid(box_sdf(np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)), [-1.0] * 3, [1.0] * 3)
-    verts = np.array([[
-        [0.35, 0.05, 0.05],   # inside, +x face closest: s = -0.15 (linear cell)
-        [0.0, 0.0, -0.25],    # inside, -z face closest: s = -0.05 (node in x, y; linear in z)
-        [0.65, 0.05, 0.05],   # outside the +x face: s = +0.15
-        [0.05, 0.05, -0.35],  # outside the -z face: s = +0.05
-        [0.2, 0.1, 0.0],      # node, inside: s = -0.3
-        [0.8, 0.6, 0.5],      # node, outside a corner: s = sqrt(0.3² + 0.2² + 0.2²)
-        [1.5, 0.05, 0.05],    # beyond the grid: clamped to x = 1 -> s = 0.5 (true distance 1.0)
-    ]])  # fmt: skip
+    verts = np.array(
+        [
+            [
+                [0.35, 0.05, 0.05],  # inside, +x face closest: s = -0.15 (linear cell)
+                [0.0, 0.0, -0.25],  # inside, -z face closest: s = -0.05 (node in x, y; linear in z)
+                [0.65, 0.05, 0.05],  # outside the +x face: s = +0.15
+                [0.05, 0.05, -0.35],  # outside the -z face: s = +0.05
+                [0.2, 0.1, 0.0],  # node, inside: s = -0.3
+                [0.8, 0.6, 0.5],  # node, outside a corner: s = sqrt(0.3² + 0.2² + 0.2²)
+                [1.5, 0.05, 0.05],  # beyond the grid: clamped to x = 1 -> s = 0.5 (true distance 1.0)
+            ]
+        ]
+    )
     s = query_sdf(grid, verts)
     np.testing.assert_allclose(s[0], [-0.15, -0.05, 0.15, 0.05, -0.3, np.sqrt(0.17), 0.5], atol=1e-12)
     contact = np.array([[False, True, True, False, False, True, False]])

@@ -24,15 +24,25 @@ def needs(target: str, p: dict) -> list[tuple[str, str]]:
     """[(path, what)] that `target` needs, from the pipeline's params."""
     if target == "prox":
         x = p["prox"]
-        return [(f"{x['root']}/sahmr_support", "PROX quantitative's sahmr_support package (from the SA-HMR authors)"),
-                (x["smpl_pkl"], SMPL), (x["assets"], ASSETS), (x["smplx2smplh"], DEFTRAFO),
-                (x["checkpoint"], "the released sahmr_prox_e30.pth (SA-HMR release)")]  # fmt: skip
+        return [
+            (f"{x['root']}/sahmr_support", "PROX quantitative's sahmr_support package (from the SA-HMR authors)"),
+            (x["smpl_pkl"], SMPL),
+            (x["assets"], ASSETS),
+            (x["smplx2smplh"], DEFTRAFO),
+            (x["checkpoint"], "the released sahmr_prox_e30.pth (SA-HMR release)"),
+        ]
     x = p["rich"]
-    common = [(f"{x['root']}/sahmr_support/scene_info", "RICH's sahmr_support package (from the SA-HMR authors)"),
-              (x["smpl_pkl"], SMPL), (x["assets"], ASSETS)]  # fmt: skip
+    common = [
+        (f"{x['root']}/sahmr_support/scene_info", "RICH's sahmr_support package (from the SA-HMR authors)"),
+        (x["smpl_pkl"], SMPL),
+        (x["assets"], ASSETS),
+    ]
     if target == "rich":
-        return common + [(f"{x['root']}/sahmr_support/test_split", "RICH's sahmr_support test split"),
-                         (x["smplx2smplh"], DEFTRAFO), (x["checkpoint"], "the released sahmr_rich_e30.pth (SA-HMR release)")]  # fmt: skip
+        return common + [
+            (f"{x['root']}/sahmr_support/test_split", "RICH's sahmr_support test split"),
+            (x["smplx2smplh"], DEFTRAFO),
+            (x["checkpoint"], "the released sahmr_rich_e30.pth (SA-HMR release)"),
+        ]
     return common + [
         (f"{x['root']}/sahmr_support/train_split", "RICH's sahmr_support train split"),
         (f"{x['root']}/sahmr_support/val_split", "RICH's sahmr_support val split"),
@@ -53,8 +63,10 @@ def main(argv: list[str]) -> int:
     params = yaml.safe_load(params_file.read_text())
     missing = [(path, what) for path, what in needs(target, params) if not (ROOT / path).exists()]
     if missing:
-        print(f"{target}: {len(missing)} licensed input(s) missing (paths from {params_file.relative_to(ROOT)}; "
-              "README 'Real datasets'):", file=sys.stderr)  # fmt: skip
+        print(
+            f"{target}: {len(missing)} licensed input(s) missing (paths from {params_file.relative_to(ROOT)}; README 'Real datasets'):",
+            file=sys.stderr,
+        )
         for path, what in missing:
             print(f"  place {path}: {what}", file=sys.stderr)
         return 1

@@ -36,8 +36,7 @@ def pene_per_frame(verts_world: np.ndarray, scene_ids: np.ndarray, grids: dict) 
     return out
 
 
-def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | None = None,
-              fractions: tuple[float, ...] = ()) -> dict:  # fmt: skip
+def breakdown(data: str, split: str, preds: dict[str, str], body_model: str | None = None, fractions: tuple[float, ...] = ()) -> dict:
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
     from sahmr.body.regressors import regress_h36m
@@ -83,21 +82,28 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="datasets/synth")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--pred", action="append", default=[], metavar="NAME=PATH",
-                    help="a predictions file (repeatable); default: sahmr and baseline under predictions/")  # fmt: skip
+    ap.add_argument(
+        "--pred",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a predictions file (repeatable); default: sahmr and baseline under predictions/",
+    )
     ap.add_argument("--body-model", default=None, help="name or path (default: the dataset's body model)")
-    ap.add_argument("--fractions", default="0.25,0.5,0.75",
-                    help="shares of the pelvis error to remove for the placement sweep, comma-separated ('' for none)")  # fmt: skip
+    ap.add_argument(
+        "--fractions", default="0.25,0.5,0.75", help="shares of the pelvis error to remove for the placement sweep, comma-separated ('' for none)"
+    )
     ap.add_argument("--out", default="reports/analysis/pene_breakdown.json")
     args = ap.parse_args()
-    preds = dict(x.split("=", 1) for x in args.pred) or {
-        m: f"predictions/{m}_{args.split}.npz" for m in ("sahmr", "baseline")}  # fmt: skip
+    preds = dict(x.split("=", 1) for x in args.pred) or {m: f"predictions/{m}_{args.split}.npz" for m in ("sahmr", "baseline")}
     fractions = tuple(float(x) for x in args.fractions.split(",") if x.strip())
     res = breakdown(args.data, args.split, preds, args.body_model, fractions)
     for name, r in res["models"].items():
         sweep = "  ".join(f"{k}: {v:.2f}" for k, v in r["all"].get("pene_placement", {}).items())
-        print(f"{name:10s} PenE {r['all']['pene']:.2f}  at GT pelvis {r['all']['pene_at_gt_pelvis']:.2f}"
-              + (f"  (placement error removed {sweep})" if sweep else ""))
+        print(
+            f"{name:10s} PenE {r['all']['pene']:.2f}  at GT pelvis {r['all']['pene_at_gt_pelvis']:.2f}"
+            + (f"  (placement error removed {sweep})" if sweep else "")
+        )
         for c, v in r["by_pose_class"].items():
             print(f"  {c:8s} n={v['n']:3d}  {v['pene']:7.2f}  {v['pene_at_gt_pelvis']:7.2f}")
     out = Path(args.out)

@@ -43,8 +43,19 @@ def _info(args: argparse.Namespace) -> int:
 
     m = BodyModel.load(args.model)
     counts = np.bincount(m.part_ids.numpy(), minlength=8).tolist()
-    print(json.dumps({"name": m.name, "model_type": m.model_type, "level_sizes": m.level_sizes,
-                      "num_joints": m.num_joints, "num_betas": m.num_betas, "part_counts": counts}, indent=2))
+    print(
+        json.dumps(
+            {
+                "name": m.name,
+                "model_type": m.model_type,
+                "level_sizes": m.level_sizes,
+                "num_joints": m.num_joints,
+                "num_betas": m.num_betas,
+                "part_counts": counts,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -59,8 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = bsub.add_parser("import", help="convert an official SMPL/SMPL-H/SMPL-X .pkl into the kit's .npz (no chumpy)")
     p.add_argument("file", help="official model pickle, e.g. basicModel_neutral_lbs_10_207_0_v1.0.0.pkl")
-    p.add_argument("--assets", default=None, help="folder with the original project's J_regressor_h36m_correct.npy, "
-                   "mesh_downsampling.npz, seg_part_info.npy (SMPL topology); missing ones are computed")
+    p.add_argument(
+        "--assets",
+        default=None,
+        help="folder with the original project's J_regressor_h36m_correct.npy, "
+        "mesh_downsampling.npz, seg_part_info.npy (SMPL topology); missing ones are computed",
+    )
     p.add_argument("--out-dir", default="models", help="where to write <name>.npz/.json (default: models)")
     p.add_argument("--name", default=None, help="model name (default: <model_type>_<gender>)")
     p.add_argument("--gender", choices=["neutral", "male", "female"], default=None, help="default: from the file name")

@@ -196,10 +196,7 @@ class MeshSampler(torch.nn.Module):
 
     def _check(self, verts: torch.Tensor, level: int, name: str) -> None:
         if verts.dim() != 3 or verts.shape[1] != self.level_sizes[level]:
-            raise ValueError(
-                f"{name}: expected verts of shape (B, {self.level_sizes[level]}, C) for level {level}, "
-                f"got {tuple(verts.shape)}"
-            )
+            raise ValueError(f"{name}: expected verts of shape (B, {self.level_sizes[level]}, C) for level {level}, got {tuple(verts.shape)}")
 
     def downsample(self, verts: torch.Tensor, src: int = 0, dst: int = 2) -> torch.Tensor:
         self._check(verts, src, "downsample")

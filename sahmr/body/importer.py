@@ -129,8 +129,12 @@ def _levels_from_graphcmr(path: Path, n_verts: int) -> list[HierarchyLevel]:
 
 
 def import_official(
-    model_path: str | Path, out_dir: str | Path = "models", name: str | None = None,
-    gender: str | None = None, assets_dir: str | Path | None = None, progress=print,
+    model_path: str | Path,
+    out_dir: str | Path = "models",
+    name: str | None = None,
+    gender: str | None = None,
+    assets_dir: str | Path | None = None,
+    progress=print,
 ) -> Path:
     """Convert an official pickle (+ optional companion assets) and write ``<out_dir>/<name>.npz``."""
     model_path = Path(model_path)
@@ -182,9 +186,14 @@ def import_official(
         arrays[f"sahmr_up_w_{i}"] = np.asarray(lvl.up_w, np.float32)
         arrays[f"sahmr_faces_{i}"] = lvl.faces
     meta = {
-        "name": name, "model_type": model_type, "gender": gender, "source": "official",
-        "source_file": model_path.name, "source_sha256": sha256_file(model_path),
-        "companion_assets": used_assets, "level_sizes": [V] + [len(lvl.down_idx) for lvl in levels],
+        "name": name,
+        "model_type": model_type,
+        "gender": gender,
+        "source": "official",
+        "source_file": model_path.name,
+        "source_sha256": sha256_file(model_path),
+        "companion_assets": used_assets,
+        "level_sizes": [V] + [len(lvl.down_idx) for lvl in levels],
         "official_fields": {k: v for k, v in extra.items() if isinstance(v, (str, int, float))},
     }
     return save_body_model(BodyModelFile(arrays=arrays, meta=meta), Path(out_dir) / f"{name}.npz")

@@ -86,8 +86,9 @@ class BodyModel(torch.nn.Module):
             elif model_file.path is not None:
                 # smplx's SMPL-X class takes no data_struct: it np.loads the file itself. The file was
                 # already read with allow_pickle=False (load_body_model_file), so it holds no pickles.
-                layer = smplx.SMPLX(model_path=str(model_file.path), ext="npz", num_betas=self.num_betas,
-                                    num_expression_coeffs=10, use_pca=False, flat_hand_mean=True)
+                layer = smplx.SMPLX(
+                    model_path=str(model_file.path), ext="npz", num_betas=self.num_betas, num_expression_coeffs=10, use_pca=False, flat_hand_mean=True
+                )
             else:
                 raise ValueError("an SMPL-X BodyModel must be loaded from its .npz file (BodyModel.load)")
         # smplx appends joints picked from hard-coded SMPL vertex ids; meaningless on other meshes.

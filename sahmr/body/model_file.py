@@ -44,16 +44,50 @@ SAHMR_REQUIRED = ("sahmr_eval_regressor", "sahmr_part_ids")
 NUM_LEVELS = 2  # mid, coarse
 
 SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
 )
 SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 
 H36M_J17_NAMES = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "torso",
-    "neck", "nose", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow",
+    "pelvis",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "torso",
+    "neck",
+    "nose",
+    "head",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
     "right_wrist",
 )
 # H36M 17 -> the 14 evaluation joints (spec §2.2): R_Ankle, R_Knee, R_Hip, L_Hip, L_Knee, L_Ankle,
@@ -93,8 +127,12 @@ class BodyModelFile:
         V = self.num_verts
         K = a["kintree_table"].shape[1]
         expect = {
-            "v_template": (V, 3), "weights": (V, K), "J_regressor": (K, V), "f": (None, 3),
-            "sahmr_eval_regressor": (17, V), "sahmr_part_ids": (V,),
+            "v_template": (V, 3),
+            "weights": (V, K),
+            "J_regressor": (K, V),
+            "f": (None, 3),
+            "sahmr_eval_regressor": (17, V),
+            "sahmr_part_ids": (V,),
         }
         for k, shp in expect.items():
             got = a[k].shape

@@ -36,26 +36,37 @@ _TOES = [f"toe{i}-{j}" for i in range(1, 6) for j in (1, 2, 3) if not (i == 1 an
 _FINGERS = [f"finger{i}-{j}" for i in range(1, 6) for j in (1, 2, 3)] + [f"metacarpal{i}" for i in range(1, 5)]
 BONE_GROUPS: dict[str, list[str]] = {
     "pelvis": ["root", "pelvis.L", "pelvis.R"],
-    "left_hip": ["upperleg01.L", "upperleg02.L"], "right_hip": ["upperleg01.R", "upperleg02.R"],
+    "left_hip": ["upperleg01.L", "upperleg02.L"],
+    "right_hip": ["upperleg01.R", "upperleg02.R"],
     "spine1": ["spine05", "spine04"],
-    "left_knee": ["lowerleg01.L", "lowerleg02.L"], "right_knee": ["lowerleg01.R", "lowerleg02.R"],
+    "left_knee": ["lowerleg01.L", "lowerleg02.L"],
+    "right_knee": ["lowerleg01.R", "lowerleg02.R"],
     "spine2": ["spine03", "spine02"],
-    "left_ankle": ["foot.L"], "right_ankle": ["foot.R"],
+    "left_ankle": ["foot.L"],
+    "right_ankle": ["foot.R"],
     "spine3": ["spine01"],
-    "left_foot": [f"{t}.L" for t in _TOES], "right_foot": [f"{t}.R" for t in _TOES],
+    "left_foot": [f"{t}.L" for t in _TOES],
+    "right_foot": [f"{t}.R" for t in _TOES],
     "neck": ["neck01", "neck02", "neck03"],
-    "left_collar": ["clavicle.L", "shoulder01.L"], "right_collar": ["clavicle.R", "shoulder01.R"],
+    "left_collar": ["clavicle.L", "shoulder01.L"],
+    "right_collar": ["clavicle.R", "shoulder01.R"],
     "head": ["head", "eye.L", "eye.R"],
-    "left_shoulder": ["upperarm01.L", "upperarm02.L"], "right_shoulder": ["upperarm01.R", "upperarm02.R"],
-    "left_elbow": ["lowerarm01.L", "lowerarm02.L"], "right_elbow": ["lowerarm01.R", "lowerarm02.R"],
-    "left_wrist": ["wrist.L"], "right_wrist": ["wrist.R"],
-    "left_hand": [f"{b}.L" for b in _FINGERS], "right_hand": [f"{b}.R" for b in _FINGERS],
+    "left_shoulder": ["upperarm01.L", "upperarm02.L"],
+    "right_shoulder": ["upperarm01.R", "upperarm02.R"],
+    "left_elbow": ["lowerarm01.L", "lowerarm02.L"],
+    "right_elbow": ["lowerarm01.R", "lowerarm02.R"],
+    "left_wrist": ["wrist.L"],
+    "right_wrist": ["wrist.R"],
+    "left_hand": [f"{b}.L" for b in _FINGERS],
+    "right_hand": [f"{b}.R" for b in _FINGERS],
 }
 # Joints placed at the mean head of several bones (spine05 starts at the root; toes/fingers fan out).
 JOINT_POSITION_BONES: dict[str, list[str]] = {
     "spine1": ["spine04"],
-    "left_foot": [f"toe{i}-1.L" for i in range(1, 6)], "right_foot": [f"toe{i}-1.R" for i in range(1, 6)],
-    "left_hand": [f"finger{i}-1.L" for i in range(2, 6)], "right_hand": [f"finger{i}-1.R" for i in range(2, 6)],
+    "left_foot": [f"toe{i}-1.L" for i in range(1, 6)],
+    "right_foot": [f"toe{i}-1.R" for i in range(1, 6)],
+    "left_hand": [f"finger{i}-1.L" for i in range(2, 6)],
+    "right_hand": [f"finger{i}-1.R" for i in range(2, 6)],
 }
 # SMPL joint index of each joint's mirror image (left <-> right).
 SMPL_MIRROR = (0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22)

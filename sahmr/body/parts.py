@@ -18,10 +18,18 @@ PART_NAMES = ("none", "left_sole", "right_sole", "left_hand", "right_hand", "bac
 NUM_PARTS = len(PART_NAMES) - 1  # 7: the channels of RCNet's contact heads and the mesh transformer's part tokens
 PART_FLIP = (1, 0, 3, 2, 4, 5, 6)  # channel i (part i + 1) <-> channel PART_FLIP[i]
 # (8, 3) RGB in [0, 1]; row = part id (0 = none, grey)
-PART_COLORS = np.array([
-    [0.80, 0.80, 0.80], [0.90, 0.10, 0.10], [0.10, 0.30, 0.90], [1.00, 0.55, 0.00], [0.00, 0.70, 0.80],
-    [0.55, 0.20, 0.75], [0.10, 0.70, 0.20], [0.95, 0.85, 0.10],
-])  # fmt: skip
+PART_COLORS = np.array(
+    [
+        [0.80, 0.80, 0.80],
+        [0.90, 0.10, 0.10],
+        [0.10, 0.30, 0.90],
+        [1.00, 0.55, 0.00],
+        [0.00, 0.70, 0.80],
+        [0.55, 0.20, 0.75],
+        [0.10, 0.70, 0.20],
+        [0.95, 0.85, 0.10],
+    ]
+)
 PART_COLORS_RGB8 = np.round(PART_COLORS * 255).astype(np.uint8)  # (8, 3) uint8, for PLY files
 PART_COLORS_HEX = ["#{:02x}{:02x}{:02x}".format(*tuple(c)) for c in PART_COLORS_RGB8]  # for plotly
 
@@ -39,9 +47,7 @@ def subtree(parents: np.ndarray, root: int) -> np.ndarray:
     return np.array(sorted(keep))
 
 
-def compute_part_ids(
-    verts: np.ndarray, faces: np.ndarray, weights: np.ndarray, joints: np.ndarray, parents: np.ndarray
-) -> np.ndarray:
+def compute_part_ids(verts: np.ndarray, faces: np.ndarray, weights: np.ndarray, joints: np.ndarray, parents: np.ndarray) -> np.ndarray:
     """Assign each rest vertex a contact part id 0..7.
 
     verts: (V, 3) T-pose rest mesh; faces: (F, 3); weights: (V, K) skinning weights; joints: (K, 3)
@@ -57,7 +63,8 @@ def compute_part_ids(
     pid = np.zeros(len(verts), np.int64)
 
     for _side, (ankle, wrist, part_sole, part_hand) in {
-        "L": (L_ANKLE, L_WRIST, 1, 3), "R": (R_ANKLE, R_WRIST, 2, 4),
+        "L": (L_ANKLE, L_WRIST, 1, 3),
+        "R": (R_ANKLE, R_WRIST, 2, 4),
     }.items():
         foot = w_sub(ankle) > 0.5
         sole = foot & (ny < -0.5) & (y < y[foot].min() + 0.02)

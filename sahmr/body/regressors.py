@@ -35,9 +35,7 @@ def fit_convex_row(verts: np.ndarray, target: np.ndarray, candidates: np.ndarray
     return w / s
 
 
-def fit_joint_regressor(
-    verts: np.ndarray, joints: np.ndarray, weights: np.ndarray, parents: np.ndarray, num_candidates: int = 160
-) -> np.ndarray:
+def fit_joint_regressor(verts: np.ndarray, joints: np.ndarray, weights: np.ndarray, parents: np.ndarray, num_candidates: int = 160) -> np.ndarray:
     """Fit a (K, V) convex joint regressor.
 
     verts: (S, V, 3) shaped rest meshes; joints: (S, K, 3) their skeleton joints; weights: (V, K).
@@ -83,9 +81,7 @@ def posed_samples(
     return posed_v.numpy(), posed_j.numpy()
 
 
-def h36m_regressor_from_skeleton(
-    joint_regressor: np.ndarray, verts: np.ndarray, weights: np.ndarray, head_joint: int = 15
-) -> np.ndarray:
+def h36m_regressor_from_skeleton(joint_regressor: np.ndarray, verts: np.ndarray, weights: np.ndarray, head_joint: int = 15) -> np.ndarray:
     """(17, V) H36M-style evaluation regressor (spec §2.2 joint order) built from a 24-joint one.
 
     Rows are convex: pelvis = midpoint of the hips (the H36M definition); hips, knees, ankles,
@@ -104,10 +100,22 @@ def h36m_regressor_from_skeleton(
     crown = np.zeros(V)
     crown[top] = 1.0 / len(top)
     rows = {
-        "pelvis": 0.5 * (R[1] + R[2]), "right_hip": R[2], "right_knee": R[5], "right_ankle": R[8],
-        "left_hip": R[1], "left_knee": R[4], "left_ankle": R[7], "torso": R[6], "neck": R[12],
-        "nose": nose_row, "head": 0.5 * (crown + R[head_joint]), "left_shoulder": R[16],
-        "left_elbow": R[18], "left_wrist": R[20], "right_shoulder": R[17], "right_elbow": R[19],
+        "pelvis": 0.5 * (R[1] + R[2]),
+        "right_hip": R[2],
+        "right_knee": R[5],
+        "right_ankle": R[8],
+        "left_hip": R[1],
+        "left_knee": R[4],
+        "left_ankle": R[7],
+        "torso": R[6],
+        "neck": R[12],
+        "nose": nose_row,
+        "head": 0.5 * (crown + R[head_joint]),
+        "left_shoulder": R[16],
+        "left_elbow": R[18],
+        "left_wrist": R[20],
+        "right_shoulder": R[17],
+        "right_elbow": R[19],
         "right_wrist": R[21],
     }
     return np.stack([rows[n] for n in H36M_J17_NAMES])

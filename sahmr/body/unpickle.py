@@ -99,8 +99,7 @@ _NUMPY_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"),
 }
 # `_codecs.encode` is how Python-3 pickles (protocol 2) store bytes; it only builds a bytes object.
-_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("_codecs", "encode"), ("builtins", "set"),
-                  ("collections", "OrderedDict")}
+_SAFE_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("_codecs", "encode"), ("builtins", "set"), ("collections", "OrderedDict")}
 _SPARSE_CLASSES = {"csc_matrix", "csr_matrix", "coo_matrix"}
 
 
@@ -132,8 +131,11 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _stand_in(ChumpyArray, f"{module}.{name}")
         if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
             return _stand_in(SparseMatrix, f"{module}.{name}")
-        needs = ("dicts, lists, strings, numbers, numpy arrays and scipy sparse matrices" if not self.allow_chumpy
-                 else "numpy arrays, chumpy arrays and scipy sparse matrices")  # fmt: skip
+        needs = (
+            "dicts, lists, strings, numbers, numpy arrays and scipy sparse matrices"
+            if not self.allow_chumpy
+            else "numpy arrays, chumpy arrays and scipy sparse matrices"
+        )
         raise UnsafePickleError(
             f"refusing to unpickle global '{module}.{name}': the {self.kind} only need "
             f"{needs}. The file is not an original file or has been tampered with; nothing was executed."

@@ -8,8 +8,9 @@ key               shape        dtype    meaning
 image             (3, S, S)    float32  RGB crop in [0, 1] (square box resized, bilinear, zero border, 8-bit:
                                         sahmr.data.crop)
 K                 (3, 3)       float32  intrinsics, full-image px
-bbx_lurb          (4,)         float32  the square crop box [l, u, r, b] in full-image px (spec §1.6)
-bbox_xyxy         (4,)         float32  the tight person box it was derived from (``bbx_lurb_human``)
+crop_box_xyxy     (4,)         float32  the square crop box [l, u, r, b] in full-image px (spec §1.6;
+                                        the original's ``bbx_lurb``)
+person_box_xyxy   (4,)         float32  the tight person box it was derived from
 T_world_to_cam    (4, 4)       float32  world -> camera
 points_cam        (N_i, 3)     float32  scene points inside the crop-box frustum, z in [z_near, z_far],
                                         camera frame (spec §1.8; ``c_pcFst``)
@@ -69,8 +70,19 @@ from sahmr.geometry.camera import square_crop_box
 __all__ = ["HumanSceneDataset", "collate_human_scene", "worker_init_fn", "frustum_points_cam", "FIXED_KEYS"]
 
 # Keys stacked by the collate (everything else: points_* packed, meta listed).
-FIXED_KEYS = ("image", "K", "bbx_lurb", "bbox_xyxy", "T_world_to_cam", "verts_cam", "joints14_cam", "pelvis_cam",
-              "contact", "contact_part", "index")  # fmt: skip
+FIXED_KEYS = (
+    "image",
+    "K",
+    "crop_box_xyxy",
+    "person_box_xyxy",
+    "T_world_to_cam",
+    "verts_cam",
+    "joints14_cam",
+    "pelvis_cam",
+    "contact",
+    "contact_part",
+    "index",
+)
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -208,12 +220,12 @@ class HumanSceneDataset(Dataset):
         arrays = self.reader.split(self.split)
         if self.train_augment:
             rng = rng if rng is not None else self.item_rng(index)
-            return square_crop_box(arrays["bbox_xyxy"][index], self.bbx_center_px, self.bbx_zoom, rng)
+            return square_crop_box(arrays["person_box_xyxy"][index], self.bbx_center_px, self.bbx_zoom, rng)
         if self.has_crop_box:
             cb = np.asarray(arrays["crop_box_xyxy"][index], dtype=np.float64)
             if np.isfinite(cb).all():
                 return cb
-        return square_crop_box(arrays["bbox_xyxy"][index])
+        return square_crop_box(arrays["person_box_xyxy"][index])
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """Item `key`: a row index (epoch from :meth:`set_epoch`) or an ``(epoch, index)`` pair (:class:`~sahmr.data.sampler.EpochSampler`)."""
@@ -261,8 +273,8 @@ class HumanSceneDataset(Dataset):
         return {
             "image": torch.from_numpy(image),
             "K": torch.from_numpy(K),
-            "bbx_lurb": torch.from_numpy(box.astype(np.float32)),
-            "bbox_xyxy": torch.from_numpy(np.array(a["bbox_xyxy"][index], dtype=np.float32)),
+            "crop_box_xyxy": torch.from_numpy(box.astype(np.float32)),
+            "person_box_xyxy": torch.from_numpy(np.array(a["person_box_xyxy"][index], dtype=np.float32)),
             "T_world_to_cam": torch.from_numpy(T),
             "points_cam": torch.from_numpy(np.ascontiguousarray(pts, dtype=np.float32)),
             "verts_cam": torch.from_numpy(verts.astype(np.float32, copy=False)),

@@ -70,9 +70,16 @@ def _points_T(points_world, points_world_T) -> np.ndarray:
     return points_world_T
 
 
-def frustum_points_cam(points_world: np.ndarray | None, K: np.ndarray, T_world_to_cam: np.ndarray, box_xyxy: np.ndarray,
-                       z_near: float = 0.5, z_far: float = 12.5, *,
-                       points_world_T: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def frustum_points_cam(
+    points_world: np.ndarray | None,
+    K: np.ndarray,
+    T_world_to_cam: np.ndarray,
+    box_xyxy: np.ndarray,
+    z_near: float = 0.5,
+    z_far: float = 12.5,
+    *,
+    points_world_T: np.ndarray | None = None,
+) -> np.ndarray:
     """Scene points inside the frustum of a pixel box, in the camera frame (spec §1.8, inclusive).
 
     points_world: (M, 3) float32 world points (or None when `points_world_T` is given);
@@ -111,12 +118,10 @@ class CameraFrustumIndex:
     # and the exact test decides every point inside the margin.
     _MARGIN = 1e-4
 
-    def __init__(self, points_world_T: np.ndarray, K: np.ndarray, T_world_to_cam: np.ndarray,
-                 z_near: float = 0.5, z_far: float = 12.5):  # fmt: skip
+    def __init__(self, points_world_T: np.ndarray, K: np.ndarray, T_world_to_cam: np.ndarray, z_near: float = 0.5, z_far: float = 12.5):
         P = np.asarray(points_world_T)
         if P.ndim != 2 or P.shape[0] != 3 or P.dtype != np.float32 or not P.flags.c_contiguous:
-            raise ValueError(f"CameraFrustumIndex: points_world_T must be a C-contiguous (3, M) float32 array, "
-                             f"got {P.dtype} {P.shape}")  # fmt: skip
+            raise ValueError(f"CameraFrustumIndex: points_world_T must be a C-contiguous (3, M) float32 array, got {P.dtype} {P.shape}")
         self.P = P
         self.K = np.array(K, dtype=np.float64)
         self.T = np.array(T_world_to_cam, dtype=np.float64)

@@ -27,8 +27,9 @@ def pick_frames(pose_class: np.ndarray, n: int, rng: np.random.Generator) -> np.
     return np.array(out, dtype=np.int64)
 
 
-def render_montage(root: str | Path, out: str | Path, split: str = "train", n: int = 12, cols: int = 4, seed: int = 0,
-                   max_points: int = 4000) -> Path:
+def render_montage(
+    root: str | Path, out: str | Path, split: str = "train", n: int = 12, cols: int = 4, seed: int = 0, max_points: int = 4000
+) -> Path:
     # Figure objects (no pyplot): no global backend switch, so this also works inside notebooks.
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -49,7 +50,7 @@ def render_montage(root: str | Path, out: str | Path, split: str = "train", n: i
         K, T = np.asarray(arr["K"][i], np.float64), np.asarray(arr["T_world_to_cam"][i], np.float64)
         verts_cam = transform(T, np.asarray(arr["verts_world"][i], np.float64))
         uv = project(verts_cam, K)
-        box = np.asarray(arr["bbox_xyxy"][i], np.float64)
+        box = np.asarray(arr["person_box_xyxy"][i], np.float64)
         # what the network would see of the scene (spec §1.8), here in the tight person box
         pts = frustum_points_cam(np.asarray(ds.scene_points(str(arr["scene_id"][i])), np.float32), K, T, box).astype(np.float64)
         if len(pts) > max_points:
@@ -65,10 +66,10 @@ def render_montage(root: str | Path, out: str | Path, split: str = "train", n: i
         W, H = np.asarray(arr["image_size"][i])
         ax.set_xlim(0, W)
         ax.set_ylim(H, 0)
-        ax.set_title(f"{arr['frame_id'][i]}  {arr['pose_class'][i]}  {float(arr['distance'][i]):.1f} m  "
-                     f"occl {float(arr['occlusion'][i]):.2f}", fontsize=7)
-    fig.suptitle(f"{ds.name} / {split}: projected GT mesh (white), contact vertices by part, "
-                 "scene points in the box frustum (by depth)", fontsize=9)
+        ax.set_title(
+            f"{arr['frame_id'][i]}  {arr['pose_class'][i]}  {float(arr['distance'][i]):.1f} m  occl {float(arr['occlusion'][i]):.2f}", fontsize=7
+        )
+    fig.suptitle(f"{ds.name} / {split}: projected GT mesh (white), contact vertices by part, scene points in the box frustum (by depth)", fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,11 @@ def _dump(args: argparse.Namespace) -> int:
 def register_dump(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dump", help="predictions of a trained sahmr/baseline checkpoint on a dataset split (for sahmr evaluate)")
     p.add_argument("task", choices=["sahmr", "baseline"], help="which model (its params section train_<task> builds it)")
-    p.add_argument("--ckpt", required=True, help="the training run's final.ckpt, or a converted release checkpoint "
-                   "(`sahmr convert`: pass its params.yaml as --params)")
+    p.add_argument(
+        "--ckpt",
+        required=True,
+        help="the training run's final.ckpt, or a converted release checkpoint (`sahmr convert`: pass its params.yaml as --params)",
+    )
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test")
     p.add_argument("--out", required=True, help="predictions .npz to write")

@@ -16,8 +16,7 @@ import torch
 from sahmr.train.tasks import Trained
 
 
-def dump_predictions(trained: Trained, data: str | Path, split: str, out: str | Path, batch_size: int = 16,
-                     progress: bool = True) -> Path:
+def dump_predictions(trained: Trained, data: str | Path, split: str, out: str | Path, batch_size: int = 16, progress: bool = True) -> Path:
     """trained: `sahmr.train.tasks.load_trained(...)` (a model whose ``forward_batch`` returns ``verts_cam``,
     ``pelvis_coarse_cam``, ``pelvis_refined_cam``: SAHMR / the baseline; its ``seed`` drives the test-time
     contact draws of contact_sampling "original", unused otherwise)."""
@@ -45,7 +44,12 @@ def dump_predictions(trained: Trained, data: str | Path, split: str, out: str | 
     from sahmr.data.format import open_dataset
 
     body_name = open_dataset(data).meta["body_model"]["name"]
-    pred = Predictions(frame_ids=np.asarray(ids), body_model=body_name, num_vertices=verts.shape[1], verts_cam=verts,
-                       pelvis_cam=np.concatenate(coarse).astype(np.float32),
-                       pelvis_refined_cam=np.concatenate(refined).astype(np.float32))
+    pred = Predictions(
+        frame_ids=np.asarray(ids),
+        body_model=body_name,
+        num_vertices=verts.shape[1],
+        verts_cam=verts,
+        pelvis_cam=np.concatenate(coarse).astype(np.float32),
+        pelvis_refined_cam=np.concatenate(refined).astype(np.float32),
+    )
     return Path(write_predictions(out, pred, expected_num_vertices=verts.shape[1]))

@@ -26,14 +26,34 @@ from sahmr.body.regressors import regress_h36m
 from sahmr.eval.predictions import Predictions, frame_ids_array, read_predictions, validate_predictions
 from sahmr.geometry.sdf import SDFGrid, query_sdf
 
-__all__ = ["SUMMARY_KEYS", "evaluate_arrays", "format_paper_table", "write_evaluation", "evaluate_split", "run_evaluation",
-           "topology_family", "check_topology", "FRAME_METADATA"]  # fmt: skip
+__all__ = [
+    "SUMMARY_KEYS",
+    "evaluate_arrays",
+    "format_paper_table",
+    "write_evaluation",
+    "evaluate_split",
+    "run_evaluation",
+    "topology_family",
+    "check_topology",
+    "FRAME_METADATA",
+]
 
 # Summary keys always present (mm for positions, m for PenE/ConFE, ratios for contact).
 SUMMARY_KEYS = (
-    "g_mpjpe", "g_mpve", "mpjpe", "mpve", "pa_mpjpe", "pelvis_error", "c_hscp_l2",
-    "pene", "confe", "contact_precision", "contact_recall", "contact_f1", "n_frames",
-)  # fmt: skip
+    "g_mpjpe",
+    "g_mpve",
+    "mpjpe",
+    "mpve",
+    "pa_mpjpe",
+    "pelvis_error",
+    "c_hscp_l2",
+    "pene",
+    "confe",
+    "contact_precision",
+    "contact_recall",
+    "contact_f1",
+    "n_frames",
+)
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -52,8 +72,7 @@ def _match_frames(pred_ids: np.ndarray, gt_ids: np.ndarray, source: str) -> np.n
         gt_set = set(gt_ids.tolist())
         extra = [fid for fid in pred_ids.tolist() if fid not in gt_set]
         raise ValueError(
-            f"{source}: predictions contain {len(extra)} frame id(s) not in the ground truth, e.g. {extra[:5]}; "
-            "evaluate against the matching split"
+            f"{source}: predictions contain {len(extra)} frame id(s) not in the ground truth, e.g. {extra[:5]}; evaluate against the matching split"
         )
     return np.fromiter((pos[fid] for fid in gt_ids.tolist()), dtype=np.int64, count=len(gt_ids))
 
@@ -145,9 +164,7 @@ def evaluate_arrays(
         except np.linalg.LinAlgError as e:
             raise ValueError(f"ground truth 'T_world_to_cam': a matrix is singular ({e})") from e
     elif needs_T:
-        raise ValueError(
-            "T_world_to_cam is required: the predictions have no 'verts_world' or carry camera-frame pelvis predictions"
-        )
+        raise ValueError("T_world_to_cam is required: the predictions have no 'verts_world' or carry camera-frame pelvis predictions")
     gt_contact = np.zeros((n, v), bool) if gt_contact is None else _gt_array(gt_contact, "gt_contact", (n, v), bool)
     order = _match_frames(pred.frame_ids, gt_ids, source)
 
@@ -203,9 +220,7 @@ def evaluate_arrays(
     table: dict[str, np.ndarray] = {"frame_id": gt_ids, "scene_id": scene_ids}
     table.update({k: np.concatenate(vs) for k, vs in cols.items()})
     summary: dict[str, float] = {
-        k: float(np.mean(col, dtype=np.float64))
-        for k, col in table.items()
-        if k not in ("frame_id", "scene_id", "n_contact_gt", "n_contact_pred")
+        k: float(np.mean(col, dtype=np.float64)) for k, col in table.items() if k not in ("frame_id", "scene_id", "n_contact_gt", "n_contact_pred")
     }
     summary["n_frames"] = n
     return table, summary
@@ -216,25 +231,45 @@ def evaluate_arrays(
 
 def format_paper_table(summary: Mapping[str, float]) -> str:
     """Markdown tables of a summary: the paper's six columns (spec §6.2, 2 decimals), then the extras."""
-    paper = [("G-MPJPE (mm)", "g_mpjpe"), ("G-MPVE (mm)", "g_mpve"), ("MPJPE (mm)", "mpjpe"),
-             ("MPVE (mm)", "mpve"), ("PenE (m)", "pene"), ("ConFE (m)", "confe")]  # fmt: skip
-    extra = [("PA-MPJPE (mm)", "pa_mpjpe"), ("PelvisE (mm)", "pelvis_error"),
-             ("PelvisE refined (mm)", "pelvis_error_refined"), ("C_HSCP_L2 (mm)", "c_hscp_l2"),
-             ("Contact P", "contact_precision"), ("Contact R", "contact_recall"), ("Contact F1", "contact_f1"),
-             ("Frames", "n_frames")]  # fmt: skip
+    paper = [
+        ("G-MPJPE (mm)", "g_mpjpe"),
+        ("G-MPVE (mm)", "g_mpve"),
+        ("MPJPE (mm)", "mpjpe"),
+        ("MPVE (mm)", "mpve"),
+        ("PenE (m)", "pene"),
+        ("ConFE (m)", "confe"),
+    ]
+    extra = [
+        ("PA-MPJPE (mm)", "pa_mpjpe"),
+        ("PelvisE (mm)", "pelvis_error"),
+        ("PelvisE refined (mm)", "pelvis_error_refined"),
+        ("C_HSCP_L2 (mm)", "c_hscp_l2"),
+        ("Contact P", "contact_precision"),
+        ("Contact R", "contact_recall"),
+        ("Contact F1", "contact_f1"),
+        ("Frames", "n_frames"),
+    ]
     missing = [k for _, k in paper if k not in summary]
     if missing:
         raise ValueError(f"summary: missing key(s) {missing}")
 
     def table(cols):
         cols = [(h, k) for h, k in cols if k in summary]
-        fmt = [f"{summary[k]:d}" if isinstance(summary[k], (int, np.integer)) else
-               f"{summary[k]:.3f}" if k.startswith("contact") else f"{summary[k]:.2f}" for _, k in cols]  # fmt: skip
-        return "\n".join([
-            "| " + " | ".join(h for h, _ in cols) + " |",
-            "|" + "|".join("---:" for _ in cols) + "|",
-            "| " + " | ".join(fmt) + " |",
-        ])  # fmt: skip
+        fmt = [
+            f"{summary[k]:d}"
+            if isinstance(summary[k], (int, np.integer))
+            else f"{summary[k]:.3f}"
+            if k.startswith("contact")
+            else f"{summary[k]:.2f}"
+            for _, k in cols
+        ]
+        return "\n".join(
+            [
+                "| " + " | ".join(h for h, _ in cols) + " |",
+                "|" + "|".join("---:" for _ in cols) + "|",
+                "| " + " | ".join(fmt) + " |",
+            ]
+        )
 
     return table(paper) + "\n\n" + table(extra) + "\n"
 
@@ -294,10 +329,12 @@ def check_topology(pred_body_model: str, dataset_body_model: str, source: str) -
     """ValueError unless the predictions follow the dataset's mesh topology (same vertex count is not enough)."""
     fp, fd = topology_family(pred_body_model), topology_family(dataset_body_model)
     if fp != fd:
-        raise ValueError(f"{source}: body_model {pred_body_model!r} (topology {fp!r}) differs from the dataset's "
-                         f"{dataset_body_model!r} (topology {fd!r}): vertex i is a different point on each mesh, so "
-                         "per-vertex errors would be meaningless. Predict with the dataset's body model (or convert your "
-                         "meshes to it) and write its id as body_model.")  # fmt: skip
+        raise ValueError(
+            f"{source}: body_model {pred_body_model!r} (topology {fp!r}) differs from the dataset's "
+            f"{dataset_body_model!r} (topology {fd!r}): vertex i is a different point on each mesh, so "
+            "per-vertex errors would be meaningless. Predict with the dataset's body model (or convert your "
+            "meshes to it) and write its id as body_model."
+        )
 
 
 def evaluate_split(pred_path: str | Path, data_root: str | Path, split: str, body_model: str | Path | None = None):
@@ -312,16 +349,24 @@ def evaluate_split(pred_path: str | Path, data_root: str | Path, split: str, bod
     arr = ds.split(split)
     body = load_body_model_file(resolve_model_path(body_model or ds.meta["body_model"]["name"]))
     if body.num_verts != ds.num_verts:
-        raise ValueError(f"body model {body.meta.get('name')} has {body.num_verts} vertices but dataset {data_root} "
-                         f"has {ds.num_verts}: evaluate with the body model the dataset was made with")
+        raise ValueError(
+            f"body model {body.meta.get('name')} has {body.num_verts} vertices but dataset {data_root} "
+            f"has {ds.num_verts}: evaluate with the body model the dataset was made with"
+        )
     pred = read_predictions(pred_path, expected_num_vertices=ds.num_verts)
     check_topology(pred.body_model, ds.meta["body_model"]["name"], str(pred_path))
     scene_ids = np.asarray(arr["scene_id"])
     grids = {sid: ds.scene_sdf(sid) for sid in sorted(set(scene_ids.tolist()))}
     table, summary = evaluate_arrays(
-        pred, gt_frame_ids=np.asarray(arr["frame_id"]), gt_verts_world=arr["verts_world"],
-        regressor17=body.arrays["sahmr_eval_regressor"], scene_ids=scene_ids, sdf_grids=grids,
-        T_world_to_cam=np.asarray(arr["T_world_to_cam"]), gt_contact=np.asarray(arr["contact"]), source=str(pred_path),
+        pred,
+        gt_frame_ids=np.asarray(arr["frame_id"]),
+        gt_verts_world=arr["verts_world"],
+        regressor17=body.arrays["sahmr_eval_regressor"],
+        scene_ids=scene_ids,
+        sdf_grids=grids,
+        T_world_to_cam=np.asarray(arr["T_world_to_cam"]),
+        gt_contact=np.asarray(arr["contact"]),
+        source=str(pred_path),
     )
     table = dict(table)
     for key in FRAME_METADATA:

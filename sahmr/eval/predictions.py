@@ -49,7 +49,6 @@ _OPTIONAL_KEYS = ("pelvis_cam", "pelvis_refined_cam", "contact_vertex")
 _ALL_KEYS = _HEADER_KEYS + _VERTS_KEYS + _OPTIONAL_KEYS
 
 
-
 @dataclass
 class Predictions:
     """Predictions of one split (see the module docstring for the file layout).
@@ -123,24 +122,18 @@ def _float_array(value, source: str, field: str, shape: tuple) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         frames = np.unique(np.nonzero(bad.reshape(len(arr), -1))[0])
-        raise field_error(
-            source, field, f"{int(bad.sum())} NaN/inf value(s) in {len(frames)} frame(s), first at frame index {int(frames[0])}"
-        )
+        raise field_error(source, field, f"{int(bad.sum())} NaN/inf value(s) in {len(frames)} frame(s), first at frame index {int(frames[0])}")
     return arr
 
 
-def validate_predictions(
-    pred: Predictions, *, source: str = "<predictions>", expected_num_vertices: int | None = None
-) -> Predictions:
+def validate_predictions(pred: Predictions, *, source: str = "<predictions>", expected_num_vertices: int | None = None) -> Predictions:
     """Check `pred` and return a normalised copy (float32 arrays, str ids, bool contact).
 
     source: names the file (or origin) in error messages. expected_num_vertices: V of the body model
     used for evaluation; a mismatch is an error. Raises ValueError naming the source and field.
     """
     if pred.format_version != PREDICTIONS_FORMAT_VERSION:
-        raise field_error(
-            source, "format_version", f"{pred.format_version} is not supported (expected {PREDICTIONS_FORMAT_VERSION})"
-        )
+        raise field_error(source, "format_version", f"{pred.format_version} is not supported (expected {PREDICTIONS_FORMAT_VERSION})")
     if not isinstance(pred.body_model, str) or not pred.body_model:
         raise field_error(source, "body_model", f"expected a non-empty string id, got {pred.body_model!r}")
     v = pred.num_vertices
@@ -185,9 +178,7 @@ def validate_predictions(
 # ---------------------------------------------------------------------------------------------- files
 
 
-def write_predictions(
-    path: str | os.PathLike, pred: Predictions, *, expected_num_vertices: int | None = None, compress: bool = False
-) -> Path:
+def write_predictions(path: str | os.PathLike, pred: Predictions, *, expected_num_vertices: int | None = None, compress: bool = False) -> Path:
     """Validate `pred` and write it to `path` (.npz) atomically. Returns the path.
 
     compress: zip-deflate the arrays (smaller, ~10x slower to write). Raises ValueError (nothing written)

@@ -125,10 +125,10 @@ def project(points_cam, K):
 # ------------------------------------------------------------------------------------------ crops
 
 
-def square_crop_box(bbox_xyxy, center_jitter_px: float = 0.0, zoom: float = 0.0, rng: np.random.Generator | None = None):
+def square_crop_box(person_box_xyxy, center_jitter_px: float = 0.0, zoom: float = 0.0, rng: np.random.Generator | None = None):
     """The square crop box around a person box, exactly as the original (spec §1.6).
 
-    bbox_xyxy: (..., 4) tight person box [l, u, r, b] in px (numpy).
+    person_box_xyxy: (..., 4) tight person box [l, u, r, b] in px (numpy).
     center_jitter_px: the original's ``BBX_CENTER``: the centre moves by ``center_jitter_px * U(-1, 1)``
         independently in x and y (train: 10 px at the original's ds4 resolution; eval: 0).
     zoom: the original's ``BBX_ZOOM``: ``half = max(w, h) / 2 * (1 + 0.15 + zoom * U(0, 1))`` (train 0.4,
@@ -137,8 +137,8 @@ def square_crop_box(bbox_xyxy, center_jitter_px: float = 0.0, zoom: float = 0.0,
         (for a batch: arrays of shape (..., ) each, drawn in that order). Required when jitter or zoom > 0.
     Returns: (..., 4) float64 square box ``[cx - half, cy - half, cx + half, cy + half]``.
     """
-    b = np.asarray(bbox_xyxy, dtype=np.float64)
-    _check_last("square_crop_box: bbox_xyxy", b, 4)
+    b = np.asarray(person_box_xyxy, dtype=np.float64)
+    _check_last("square_crop_box: person_box_xyxy", b, 4)
     batch = b.shape[:-1]
     cx = (b[..., 0] + b[..., 2]) * 0.5
     cy = (b[..., 1] + b[..., 3]) * 0.5
@@ -182,5 +182,3 @@ def crop_affine(box_xyxy, size: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------- frustum
-
-

@@ -81,10 +81,7 @@ class SDFGrid:
                 raise ValueError(f"SDFGrid.{name} must be 3 finite numbers, got {getattr(self, name)!r}")
             bounds[name] = b
         if not (bounds["max_world"] > bounds["min_world"]).all():
-            raise ValueError(
-                f"SDFGrid.max_world must exceed min_world on every axis, got min {bounds['min_world']} "
-                f"max {bounds['max_world']}"
-            )
+            raise ValueError(f"SDFGrid.max_world must exceed min_world on every axis, got min {bounds['min_world']} max {bounds['max_world']}")
         object.__setattr__(self, "values", np.ascontiguousarray(values))
         object.__setattr__(self, "min_world", bounds["min_world"])
         object.__setattr__(self, "max_world", bounds["max_world"])
@@ -236,9 +233,7 @@ def load_original_sdf(json_path: str | os.PathLike, npy_path: str | os.PathLike 
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"{json_path}: field 'dim' must be an integer >= 2, got {dim!r}")
     if not (bounds["max"] > bounds["min"]).all():
-        raise ValueError(
-            f"{json_path}: field 'max' {bounds['max'].tolist()} must exceed 'min' {bounds['min'].tolist()} on every axis"
-        )
+        raise ValueError(f"{json_path}: field 'max' {bounds['max'].tolist()} must exceed 'min' {bounds['min'].tolist()} on every axis")
 
     try:
         raw = np.load(npy_path, allow_pickle=False)
@@ -249,10 +244,7 @@ def load_original_sdf(json_path: str | os.PathLike, npy_path: str | os.PathLike 
     if raw.dtype.kind not in "fiu":
         raise ValueError(f"{npy_path}: SDF values must be numeric, got dtype {raw.dtype}")
     if raw.size != dim**3:
-        raise ValueError(
-            f"{npy_path}: has {raw.size} values (shape {raw.shape}) but {json_path.name} field 'dim' = {dim} "
-            f"requires dim**3 = {dim**3}"
-        )
+        raise ValueError(f"{npy_path}: has {raw.size} values (shape {raw.shape}) but {json_path.name} field 'dim' = {dim} requires dim**3 = {dim**3}")
     values = raw.reshape(dim, dim, dim).astype(np.float32, copy=False)
     if not np.isfinite(values).all():
         raise ValueError(f"{npy_path}: contains {int((~np.isfinite(values)).sum())} non-finite SDF values")
@@ -263,8 +255,12 @@ def save_sdf_npz(path: str | os.PathLike, grid: SDFGrid) -> Path:
     """Write `grid` to a plain ``.npz`` atomically (temp file in the same folder + os.replace)."""
     from sahmr.atomic import atomic_write
 
-    return atomic_write(path, lambda f: np.savez(f, values=grid.values, min_world=grid.min_world, max_world=grid.max_world,
-                                                 format_version=np.int64(SDF_NPZ_FORMAT_VERSION)))
+    return atomic_write(
+        path,
+        lambda f: np.savez(
+            f, values=grid.values, min_world=grid.min_world, max_world=grid.max_world, format_version=np.int64(SDF_NPZ_FORMAT_VERSION)
+        ),
+    )
 
 
 def load_sdf_npz(path: str | os.PathLike) -> SDFGrid:

@@ -12,5 +12,14 @@
 from .inputs import FrameInputs, load_camera, load_image, load_inputs, load_scene_points
 from .predict import FramePrediction, Predictor, load_predictor, write_prediction
 
-__all__ = ["FrameInputs", "load_camera", "load_image", "load_inputs", "load_scene_points", "FramePrediction", "Predictor",
-           "load_predictor", "write_prediction"]
+__all__ = [
+    "FrameInputs",
+    "load_camera",
+    "load_image",
+    "load_inputs",
+    "load_scene_points",
+    "FramePrediction",
+    "Predictor",
+    "load_predictor",
+    "write_prediction",
+]

@@ -36,29 +36,44 @@ def _predict(args: argparse.Namespace) -> int:
     from sahmr.infer import load_inputs, load_predictor, write_prediction
 
     inputs = load_inputs(args.image, args.scene, args.camera, args.box)
-    predictor = load_predictor(args.model, args.ckpt or f"runs/{args.model}/final.ckpt", args.params, args.body_model,
-                               args.set_overrides)
+    predictor = load_predictor(args.model, args.ckpt or f"runs/{args.model}/final.ckpt", args.params, args.body_model, args.set_overrides)
     pred = predictor(inputs)
     paths = write_prediction(pred, args.out, tuple(args.formats.split(",")))
     if pred.fallback:
-        print(f"sahmr predict: warning: no scene point within reach of the estimated pelvis "
-              f"({pred.n_frustum_points} points in the box frustum): the mesh is placed by the image alone and "
-              "there are no contact points. Check that the scan covers the person and that K / T_world_to_cam "
-              "are right.", file=sys.stderr)  # fmt: skip
-    print(json.dumps({"pelvis_world": [round(float(v), 4) for v in pred.pelvis_world],
-                      "contact_points": int(len(pred.contact_parts)), "fallback": pred.fallback,
-                      "written": [str(p) for p in paths]}, indent=2))  # fmt: skip
+        print(
+            f"sahmr predict: warning: no scene point within reach of the estimated pelvis "
+            f"({pred.n_frustum_points} points in the box frustum): the mesh is placed by the image alone and "
+            "there are no contact points. Check that the scan covers the person and that K / T_world_to_cam "
+            "are right.",
+            file=sys.stderr,
+        )
+    print(
+        json.dumps(
+            {
+                "pelvis_world": [round(float(v), 4) for v in pred.pelvis_world],
+                "contact_points": int(len(pred.contact_parts)),
+                "fallback": pred.fallback,
+                "written": [str(p) for p in paths],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="one image + scene point cloud + camera -> mesh in world/camera frames and contacts",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "predict",
+        help="one image + scene point cloud + camera -> mesh in world/camera frames and contacts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--image", required=True, help="RGB image (PNG/JPEG)")
     p.add_argument("--scene", required=True, help="scene point cloud, world frame (.npy, .npz, .ply, .obj)")
     p.add_argument("--camera", required=True, help="camera JSON with K and T_world_to_cam")
-    p.add_argument("--box", required=True, type=_parse_box,
-                   help="person box x0,y0,x1,y1 in image pixels (write --box=-5,10,200,400 when x0 is negative)")
+    p.add_argument(
+        "--box", required=True, type=_parse_box, help="person box x0,y0,x1,y1 in image pixels (write --box=-5,10,200,400 when x0 is negative)"
+    )
     p.add_argument("--model", choices=["sahmr", "baseline"], default="sahmr", help="which trained model (default sahmr)")
     p.add_argument("--ckpt", default=None, help="stage-2 checkpoint (default runs/<model>/final.ckpt)")
     add_params_arguments(p, "train_<model>")  # the parameters the checkpoint was trained with

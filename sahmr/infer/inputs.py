@@ -58,8 +58,7 @@ def load_image(path: str | Path) -> np.ndarray:
 def _as_points(arr, where: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.ndim != 2 or a.shape[1] != 3 or not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"{where}: expected an (N, 3) numeric array of world points in metres, got shape {a.shape} "
-                         f"dtype {a.dtype}")  # fmt: skip
+        raise ValueError(f"{where}: expected an (N, 3) numeric array of world points in metres, got shape {a.shape} dtype {a.dtype}")
     if len(a) == 0:
         raise ValueError(f"{where}: the scene point cloud is empty")
     bad = ~np.isfinite(a).all(1)
@@ -73,8 +72,7 @@ def load_scene_points(path: str | Path) -> np.ndarray:
     """(N, 3) float32 world-frame scene points from .npy / .npz / a trimesh-readable point cloud or mesh."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"scene not found: {p} (--scene: the scanned scene as a point cloud, "
-                                ".npy (N,3), .npz with 'points_world', or .ply)")  # fmt: skip
+        raise FileNotFoundError(f"scene not found: {p} (--scene: the scanned scene as a point cloud, .npy (N,3), .npz with 'points_world', or .ply)")
     suffix = p.suffix.lower()
     if suffix == ".npy":
         return _as_points(np.load(p, allow_pickle=False), str(p))
@@ -83,8 +81,7 @@ def load_scene_points(path: str | Path) -> np.ndarray:
             for key in ("points_world", "points"):
                 if key in z.files:
                     return _as_points(z[key], f"{p}['{key}']")
-            raise ValueError(f"{p}: no 'points_world' or 'points' array (it has {z.files}); save the scene points "
-                             "under one of those names")  # fmt: skip
+            raise ValueError(f"{p}: no 'points_world' or 'points' array (it has {z.files}); save the scene points under one of those names")
     if suffix in _MESH_SUFFIXES:
         import trimesh
 
@@ -119,8 +116,7 @@ def load_camera(path: str | Path, image_size: tuple[int, int] | None = None) -> 
     image_size: (W, H) of the image, checked against the file's optional ``image_size``."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"camera file not found: {p} (--camera: JSON with 'K' (3x3, px) and "
-                                "'T_world_to_cam' (4x4))")  # fmt: skip
+        raise FileNotFoundError(f"camera file not found: {p} (--camera: JSON with 'K' (3x3, px) and 'T_world_to_cam' (4x4))")
     try:
         obj = json.loads(p.read_text())
     except json.JSONDecodeError as e:
@@ -135,13 +131,17 @@ def load_camera(path: str | Path, image_size: tuple[int, int] | None = None) -> 
     T = _matrix(obj, "T_world_to_cam", (4, 4), str(p)) if "T_world_to_cam" in obj else np.eye(4)
     R = T[:3, :3]
     if not np.allclose(T[3], [0, 0, 0, 1]) or not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
-        raise ValueError(f"{p}: 'T_world_to_cam' must be a rigid transform (orthonormal rotation with det +1, "
-                         "last row [0, 0, 0, 1]) mapping world points to the OpenCV camera frame")  # fmt: skip
+        raise ValueError(
+            f"{p}: 'T_world_to_cam' must be a rigid transform (orthonormal rotation with det +1, "
+            "last row [0, 0, 0, 1]) mapping world points to the OpenCV camera frame"
+        )
     if image_size is not None and "image_size" in obj:
         given = tuple(int(v) for v in obj["image_size"])
         if given != tuple(image_size):
-            raise ValueError(f"{p}: 'image_size' {list(given)} (W, H) differs from the image's {list(image_size)}; "
-                             "K must be in pixels of the image you pass (rescale K or the image)")  # fmt: skip
+            raise ValueError(
+                f"{p}: 'image_size' {list(given)} (W, H) differs from the image's {list(image_size)}; "
+                "K must be in pixels of the image you pass (rescale K or the image)"
+            )
     return K, T
 
 

@@ -30,7 +30,6 @@ from .inputs import FrameInputs
 __all__ = ["FramePrediction", "Predictor", "load_predictor", "write_prediction"]
 
 
-
 @dataclass
 class FramePrediction:
     """One frame's result (V vertices, Q contact points), float32 numpy.
@@ -75,7 +74,7 @@ class Predictor:
         return {
             "image": torch.from_numpy(image)[None],
             "K": torch.from_numpy(x.K.astype(np.float32))[None],
-            "bbx_lurb": torch.from_numpy(box.astype(np.float32))[None],
+            "crop_box_xyxy": torch.from_numpy(box.astype(np.float32))[None],
             "points_cam": torch.from_numpy(pts),
             "points_batch": torch.zeros(len(pts), dtype=torch.int64),
         }
@@ -96,17 +95,31 @@ class Predictor:
         fallback = bool(out.rcnet.fallback[0]) if out.rcnet is not None else False
         pelvis_cam = out.pelvis_cam[0].numpy()
         return FramePrediction(
-            model=self.name, verts_cam=verts_cam, verts_world=to_world(verts_cam), faces=self.faces,
-            pelvis_coarse_cam=out.pelvis_coarse_cam[0].numpy(), pelvis_refined_cam=out.pelvis_refined_cam[0].numpy(),
-            pelvis_cam=pelvis_cam, pelvis_world=to_world(pelvis_cam[None])[0],
-            contact_points_cam=cp_cam, contact_points_world=to_world(cp_cam).reshape(-1, 3), contact_parts=cp_part,
-            crop_box_xyxy=b["bbx_lurb"][0].numpy(), n_frustum_points=int(len(b["points_cam"])), fallback=fallback,
+            model=self.name,
+            verts_cam=verts_cam,
+            verts_world=to_world(verts_cam),
+            faces=self.faces,
+            pelvis_coarse_cam=out.pelvis_coarse_cam[0].numpy(),
+            pelvis_refined_cam=out.pelvis_refined_cam[0].numpy(),
+            pelvis_cam=pelvis_cam,
+            pelvis_world=to_world(pelvis_cam[None])[0],
+            contact_points_cam=cp_cam,
+            contact_points_world=to_world(cp_cam).reshape(-1, 3),
+            contact_parts=cp_part,
+            crop_box_xyxy=b["crop_box_xyxy"][0].numpy(),
+            n_frustum_points=int(len(b["points_cam"])),
+            fallback=fallback,
             sources=dict(x.sources),
-        )  # fmt: skip
+        )
 
 
-def load_predictor(task_name: str, ckpt: str | Path, params: str | Path | dict = "params.yaml",
-                   body_model: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Predictor:  # fmt: skip
+def load_predictor(
+    task_name: str,
+    ckpt: str | Path,
+    params: str | Path | dict = "params.yaml",
+    body_model: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Predictor:
     """A Predictor for a stage-2 checkpoint (`runs/<task>/final.ckpt`, RCNet weights included).
 
     task_name: "sahmr" or "baseline"; params: params.yaml (its ``train_<task>`` section and the global
@@ -147,11 +160,17 @@ def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[
     written.append(atomic_write(out / "prediction.npz", lambda f: np.savez(f, **arrays)))
     counts = {PART_NAMES[i]: int((pred.contact_parts == i).sum()) for i in range(1, len(PART_NAMES))}
     summary = {
-        "model": pred.model, "fallback": pred.fallback, "n_frustum_points": pred.n_frustum_points,
-        "pelvis_world": pred.pelvis_world.tolist(), "pelvis_cam": pred.pelvis_cam.tolist(),
-        "pelvis_coarse_cam": pred.pelvis_coarse_cam.tolist(), "pelvis_refined_cam": pred.pelvis_refined_cam.tolist(),
-        "contact_points_per_part": counts, "num_vertices": int(len(pred.verts_cam)),
-        "crop_box_xyxy": pred.crop_box_xyxy.tolist(), "inputs": pred.sources,
-    }  # fmt: skip
+        "model": pred.model,
+        "fallback": pred.fallback,
+        "n_frustum_points": pred.n_frustum_points,
+        "pelvis_world": pred.pelvis_world.tolist(),
+        "pelvis_cam": pred.pelvis_cam.tolist(),
+        "pelvis_coarse_cam": pred.pelvis_coarse_cam.tolist(),
+        "pelvis_refined_cam": pred.pelvis_refined_cam.tolist(),
+        "contact_points_per_part": counts,
+        "num_vertices": int(len(pred.verts_cam)),
+        "crop_box_xyxy": pred.crop_box_xyxy.tolist(),
+        "inputs": pred.sources,
+    }
     written.append(atomic_write_bytes(out / "prediction.json", (json.dumps(summary, indent=2) + "\n").encode()))
     return written

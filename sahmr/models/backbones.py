@@ -108,7 +108,7 @@ def copy_trunk_weights(src: nn.Module, dst: nn.Module) -> list[str]:
     if missing or bad:
         raise ValueError(f"cannot copy the image trunk: {len(missing)} tensors absent from the target {missing[:3]}, "
                          f"{len(bad)} of another shape {bad[:3]}. Source and target must be the same HRNet "
-                         "(e.g. RCNet and mesh transformer of one preset).")  # fmt: skip
+                         "(e.g. RCNet and mesh transformer of one preset).")
     with torch.no_grad():
         for k, v in src_sd.items():
             dst_sd[k].copy_(v)

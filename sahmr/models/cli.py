@@ -38,15 +38,15 @@ def converted_params(kind: str, ckpt: Path, body_model: str, seed: int = 0) -> d
     if kind == "rcnet":
         return {"seed": seed, "preset": "paper", "train_rcnet": {"model": dict(rc)},
                 "train_sahmr": {"rcnet_ckpt": str(ckpt), "body_model": body_model, "rcnet": dict(rc),
-                                "model": {"quirks": True}, "contact_sampling": "original", "init_backbone": "rcnet"}}  # fmt: skip
+                                "model": {"quirks": True}, "contact_sampling": "original", "init_backbone": "rcnet"}}
     if kind == "metro":
         return {"seed": seed, "preset": "paper",
                 "train_sahmr": {"rcnet_ckpt": None, "body_model": body_model, "rcnet": dict(rc), "model": {"quirks": True},
-                                "contact_sampling": "original", "init_backbone": "none", "init_mesh_ckpt": str(ckpt)}}  # fmt: skip
+                                "contact_sampling": "original", "init_backbone": "none", "init_mesh_ckpt": str(ckpt)}}
     return {"seed": seed, "preset": "paper",
             "train_sahmr": {"rcnet_ckpt": str(ckpt), "init_mesh_ckpt": str(ckpt), "init_backbone": "none",
                             "body_model": body_model, "rcnet": dict(rc), "model": {"quirks": True},
-                            "contact_sampling": "original"}}  # fmt: skip
+                            "contact_sampling": "original"}}
 
 
 def _sha256(path: Path) -> str:
@@ -63,12 +63,12 @@ def _params_text(kind: str, src: Path, params: dict[str, Any]) -> str:
     head = (f"# Written by `sahmr convert {src.name}` ({kind} checkpoint): the parameters that rebuild the converted\n"
             "# model — the paper preset with the parity switches of the released weights (RCNet quirks and truncating\n"
             "# coarse voxel coordinates, the part-token quirk, the original's test-time contact draw). Pass this file\n"
-            "# as --params to sahmr dump / predict / train. body_model: your imported SMPL neutral model.\n")  # fmt: skip
+            "# as --params to sahmr dump / predict / train. body_model: your imported SMPL neutral model.\n")
     return head + yaml.safe_dump(params, sort_keys=False)
 
 
 def convert_file(src: str | Path, out: str | Path | None, *, body_model: str = "smpl_neutral", check: bool = False,
-                 force: bool = False) -> dict[str, Any]:  # fmt: skip
+                 force: bool = False) -> dict[str, Any]:
     """Convert `src` into the folder `out` (see the module docstring); returns the accounting dict.
     check=True: accounting only, nothing written. Files appear together (staged, then renamed)."""
     import torch
@@ -111,7 +111,7 @@ def convert_file(src: str | Path, out: str | Path | None, *, body_model: str = "
 def _summary(acc: dict[str, Any]) -> str:
     lines = [f"{acc['source']['path']}: {acc['kind']} checkpoint, {acc['source_tensors']} tensors "
              f"({acc['loaded_values'] + acc['dropped_values']:,} values)",
-             f"  loaded : {acc['loaded']} tensors, {acc['loaded_values']:,} values"]  # fmt: skip
+             f"  loaded : {acc['loaded']} tensors, {acc['loaded_values']:,} values"]
     for d in acc["dropped_by_reason"]:
         lines.append(f"  dropped: {d['count']} tensors — {d['reason']} (e.g. {d['keys'][0]})")
     if not acc["dropped_by_reason"]:
@@ -129,7 +129,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert a released SA-HMR / stage-1 RCNet / METRO checkpoint to the kit (with its params)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="the original checkpoint (.pth / .bin)")
     p.add_argument("--out", default=None, help="output folder (checkpoint, params.yaml, conversion.json)")
     p.add_argument("--check", action="store_true", help="print the parameter accounting; write nothing")

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["KINDS", "DROP_RULES", "CheckpointError", "Conversion", "read_checkpoint", "detect_kind", "convert_state_dict",
-           "expected_state_shapes", "load_converted"]  # fmt: skip
+           "expected_state_shapes", "load_converted"]
 
 KINDS = ("sahmr", "rcnet", "metro")
 
@@ -46,7 +46,7 @@ DROP_RULES: tuple[tuple[str, str, str], ...] = (
      "BERT word/position/token-type embeddings + LayerNorm: never called by METRO or SA-HMR (spec §4.2)"),
     ("metro", r"^trans_encoder\.\d+\.bert\.pooler\.", "BERT pooler: never called (spec §4.2)"),
     ("metro", r"^cam_param_fc\d?\.", "METRO's orthographic camera head: SA-HMR predicts camera-frame meshes (spec §4.4)"),
-)  # fmt: skip
+)
 
 
 class CheckpointError(ValueError):
@@ -84,7 +84,7 @@ class Conversion:
             "dropped_values": numel(t for t, _ in self.dropped.values()),
             "dropped_by_reason": [{"reason": r, "count": len(ks), "keys": ks} for r, ks in reasons.items()],
             "extra_entries": {k: v for k, v in self.extra.items() if isinstance(v, (int, float, str, bool))},
-        }  # fmt: skip
+        }
 
     def to_original(self) -> dict[str, Any]:
         """The source layout again: {"network": OrderedDict(prefix + key -> tensor), **extra} or the plain
@@ -113,11 +113,11 @@ def read_checkpoint(path: str | Path) -> Any:
         hint = next((ln.strip() for ln in first if "GLOBAL" in ln or "global" in ln), first[0] if first else "")
         raise CheckpointError(f"{p}: refused — the file would run code or build objects a weights file does not "
                               f"need ({hint[:200]}). Only plain tensors are read; get the file from its "
-                              "original source.") from None  # fmt: skip
+                              "original source.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{p}: not a readable PyTorch checkpoint (truncated or corrupt? {msg[:200]}). "
-                              "Download it again.") from None  # fmt: skip
+                              "Download it again.") from None
 
 
 def _tensors(obj: Any, where: str) -> tuple[dict[str, Tensor], str | None, dict[str, Any]]:
@@ -152,7 +152,7 @@ def detect_kind(keys: list[str]) -> tuple[str, str]:
     raise CheckpointError(f"unknown checkpoint layout: top-level names {sorted(tops)[:6]} (first keys {keys[:3]}); "
                           "expected the released SA-HMR file (net.rcnet.*, net.metro_enhanced.*), a stage-1 RCNet "
                           "checkpoint (net.root_net.*, net.contact_net.*) or METRO's state dict (backbone.*, "
-                          "trans_encoder.*)")  # fmt: skip
+                          "trans_encoder.*)")
 
 
 def expected_state_shapes(kind: str) -> dict[str, tuple[int, ...]]:
@@ -171,7 +171,7 @@ def expected_state_shapes(kind: str) -> dict[str, tuple[int, ...]]:
         else:
             m = SAHMR(RCNet(RCNetConfig.preset("paper", quirks=True)),
                       MeshTransformer(MeshTransformerConfig.preset("paper", quirks=True), topology=topo),
-                      eval_regressor=torch.zeros(17, 6890))  # fmt: skip
+                      eval_regressor=torch.zeros(17, 6890))
     return {k: tuple(v.shape) for k, v in m.state_dict().items()}
 
 
@@ -214,7 +214,7 @@ def convert_state_dict(obj: Any, where: str = "checkpoint", expected: dict[str, 
         if mismatch:
             parts.append(f"{len(mismatch)} shape mismatches (first: {'; '.join(mismatch[:2])})")
         raise CheckpointError(f"{where}: a '{kind}' checkpoint of another layout: {'; '.join(parts)}. The kit reads the "
-                              "original SA-HMR release layout (spec §4.4, docs/reference/original-state-dict-keys.txt)")  # fmt: skip
+                              "original SA-HMR release layout (spec §4.4, docs/reference/original-state-dict-keys.txt)")
     return Conversion(kind, kit, dropped, prefix, wrapper, extra, order)
 
 
@@ -237,11 +237,11 @@ def load_converted(model: torch.nn.Module, path: str | Path, *, strict: bool = T
     unexpected = [k for k in state if k not in own]
     missing = [k for k in own if k not in state]
     bad = [f"{k} {tuple(state[k].shape)} (model {tuple(own[k].shape)})" for k in own if k in state
-           and tuple(state[k].shape) != tuple(own[k].shape)]  # fmt: skip
+           and tuple(state[k].shape) != tuple(own[k].shape)]
     if unexpected or bad or (strict and missing):
         raise CheckpointError(f"{path} does not fit this {what}: {len(missing)} missing (first: {missing[:2]}), "
                               f"{len(unexpected)} unexpected (first: {unexpected[:2]}), {len(bad)} shape mismatches "
                               f"(first: {bad[:1]}). Load it with the params it was converted/trained with "
-                              "(the params.yaml next to it).")  # fmt: skip
+                              "(the params.yaml next to it).")
     model.load_state_dict(state, strict=False)
     return {"missing": missing}

@@ -58,7 +58,7 @@ from sahmr.body.parts import NUM_PARTS
 
 __all__ = ["MeshTransformerConfig", "MeshTransformer", "MeshTransformerOutput", "MeshTopology", "CPoseEncoder", "BertLayer",
            "LinearAttentionLayer", "linear_attention", "pad_contact_points", "CONTACT_SAMPLINGS", "template_tokens",
-           "build_image_trunk"]  # fmt: skip
+           "build_image_trunk"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -102,7 +102,7 @@ class MeshTransformerConfig:
     def preset(cls, name: str, **overrides: Any) -> "MeshTransformerConfig":
         if name == "paper":
             base = cls(name="paper", backbone="hrnet_w64", crop_size=224, hidden_dims=(1024, 256, 128),
-                       out_dims=(512, 128, 3), num_layers=4, num_heads=4, intermediate_sizes=(3072, 3072, 3072), attn_dropout=0.1)  # fmt: skip
+                       out_dims=(512, 128, 3), num_layers=4, num_heads=4, intermediate_sizes=(3072, 3072, 3072), attn_dropout=0.1)
         elif name == "cpu":
             base = cls()
         else:
@@ -242,7 +242,7 @@ CONTACT_SAMPLINGS = ("strided", "permutation", "with_replacement")
 
 def pad_contact_points(points: Tensor, part: Tensor, batch: Tensor, batch_size: int, num_slots: int,
                        generator: torch.Generator | None = None, *, sampling: str | None = None,
-                       indices: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+                       indices: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Packed contact points -> fixed-size padded set (spec §4.3, §8).
 
     points (Q, 3), part (Q,) int64 in 1..7, batch (Q,) int64 (each sample's points contiguous or not; a
@@ -291,7 +291,7 @@ def pad_contact_points(points: Tensor, part: Tensor, batch: Tensor, batch_size: 
                 src[b] = draw.to(dev)
     if q == 0:
         return (points.new_zeros(batch_size, num_slots, 3), torch.zeros(batch_size, num_slots, dtype=torch.long, device=dev),
-                torch.zeros(batch_size, num_slots, dtype=torch.bool, device=dev))  # fmt: skip
+                torch.zeros(batch_size, num_slots, dtype=torch.bool, device=dev))
     offsets = torch.cumsum(counts, 0) - counts
     if indices is None and sampling == "permutation":
         key = torch.rand(q, generator=generator, device=generator.device).to(device=dev, dtype=torch.float64)
@@ -359,7 +359,7 @@ class BertLayer(nn.Module):
             return y.view(b, t, self.heads, h // self.heads).transpose(1, 2)
 
         ctx = F.scaled_dot_product_attention(split(sa.query(x)), split(sa.key(x)), split(sa.value(x)),
-                                             dropout_p=self.attn_dropout if self.training else 0.0)  # fmt: skip
+                                             dropout_p=self.attn_dropout if self.training else 0.0)
         ctx = ctx.transpose(1, 2).reshape(b, t, h)
         ao = self.attention.output
         a = ao.LayerNorm(x + self.dropout(ao.dense(ctx)))
@@ -379,7 +379,7 @@ class LinearAttentionLayer(nn.Module):
         self.v_proj = nn.Linear(hidden, hidden, bias=False)
         self.merge = nn.Linear(hidden, hidden, bias=False)
         self.mlp = nn.Sequential(nn.Linear(2 * hidden, 2 * hidden, bias=False), nn.ReLU(True),
-                                 nn.Linear(2 * hidden, hidden, bias=False))  # fmt: skip
+                                 nn.Linear(2 * hidden, hidden, bias=False))
         self.norm1 = nn.LayerNorm(hidden)
         self.norm2 = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
@@ -403,7 +403,7 @@ class _EncoderStack(nn.Module):
         h = cfg.hidden_dims[e]
         self.layer = nn.ModuleList(
             [BertLayer(h, cfg.num_heads, cfg.intermediate(e), cfg.dropout, cfg.attn_dropout, cfg.layer_norm_eps)
-             for _ in range(cfg.num_layers)])  # fmt: skip
+             for _ in range(cfg.num_layers)])
         if cfg.use_scene:
             self.linear_cp = nn.ModuleList([LinearAttentionLayer(h, cfg.num_heads, 0.0) for _ in range(2)])
             self.loftr_layer = LinearAttentionLayer(h, cfg.num_heads, cfg.dropout)
@@ -463,7 +463,7 @@ class CPoseEncoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, body: Tensor, cp: Tensor | None, cp_mask: Tensor | None, cp_pid: Tensor | None,
-                part_pos_avg: Tensor | None) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+                part_pos_avg: Tensor | None) -> tuple[Tensor, Tensor | None]:
         t = body.shape[1]
         pos = self.bert.position_embeddings.weight[:t]  # (T, H)
         h = self.dropout(self.bert.img_embedding(body) + pos[None])
@@ -561,11 +561,11 @@ class MeshTransformer(nn.Module):
         f = f.flatten(2).transpose(1, 2)  # (B, G, C)
         if f.shape[1] != self.conv_learn_tokens.in_channels:
             raise ValueError(f"backbone gave {f.shape[1]} grid cells, conv_learn_tokens expects "
-                             f"{self.conv_learn_tokens.in_channels} (crop_size {self.cfg.crop_size})")  # fmt: skip
+                             f"{self.conv_learn_tokens.in_channels} (crop_size {self.cfg.crop_size})")
         return self.conv_learn_tokens(f)
 
     def forward(self, image: Tensor, contact_crm: Tensor | None = None, contact_part: Tensor | None = None,
-                contact_mask: Tensor | None = None, return_intermediates: bool = False) -> MeshTransformerOutput:  # fmt: skip
+                contact_mask: Tensor | None = None, return_intermediates: bool = False) -> MeshTransformerOutput:
         """return_intermediates: also return the trunk's feature map and every encoder's outputs
         (`MeshTransformerOutput.intermediates`, for parity tests and inspection)."""
         inter: dict[str, Tensor] | None = {} if return_intermediates else None
@@ -580,9 +580,9 @@ class MeshTransformer(nn.Module):
             if contact_crm is None or contact_part is None or contact_mask is None:
                 raise ValueError("the scene branch needs contact_crm (B, N, 3), contact_part (B, N), contact_mask (B, N)")
             if contact_crm.shape[:1] != (b,) or contact_crm.shape[2:] != (3,) or contact_part.shape != contact_crm.shape[:2] \
-                    or contact_mask.shape != contact_crm.shape[:2]:  # fmt: skip
+                    or contact_mask.shape != contact_crm.shape[:2]:
                 raise ValueError(f"contact set: expected ({b}, N, 3), ({b}, N), ({b}, N); got {tuple(contact_crm.shape)}, "
-                                 f"{tuple(contact_part.shape)}, {tuple(contact_mask.shape)}")  # fmt: skip
+                                 f"{tuple(contact_part.shape)}, {tuple(contact_mask.shape)}")
             part_tok = torch.einsum("pt,btc->bpc", self.part_tok_avg.to(tokens.dtype), tokens)  # (B, 8, C)
             pid = contact_part.long().clamp(0, NUM_PARTS)
             cp = ContactTokens(contact_crm.to(tokens.dtype), part_tok, pid)  # = cat([xyz, part_tok[pid]], -1)
@@ -598,4 +598,4 @@ class MeshTransformer(nn.Module):
         mid = self.upsampling(coarse.transpose(1, 2)).transpose(1, 2)
         full = self.upsampling2(mid.transpose(1, 2)).transpose(1, 2)
         return MeshTransformerOutput(verts_crm=full, verts_mid=mid, verts_coarse=coarse, joints_tokens=body[:, :j],
-                                     contact_crm_out=cp, intermediates=inter)  # fmt: skip
+                                     contact_crm_out=cp, intermediates=inter)

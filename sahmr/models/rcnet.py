@@ -60,7 +60,7 @@ from .backbones import build_image_backbone
 from .spvcnn import SPVCNN
 
 __all__ = ["RCNetConfig", "RCNetOutput", "RCNet", "RootNet", "sample_image_features", "select_near_anchors",
-           "segment_softmax", "vote_pelvis", "coarse_pelvis_from_maps", "check_camera_inputs"]  # fmt: skip
+           "segment_softmax", "vote_pelvis", "coarse_pelvis_from_maps", "check_camera_inputs"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -111,24 +111,24 @@ class RCNetConfig:
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "pelvis_hm": 1.0, "pelvis_depth": 10.0, "voxel_seg": 1.0, "voxel_offset": 1.0,
         "pelvis_refined": 1.0, "contact_hm": 1.0, "contact_hm_flip": 1.0,
-    })  # fmt: skip
+    })
 
     def __post_init__(self) -> None:
         if self.rounding is None:
             self.rounding = "trunc" if self.quirks else "floor"
         if self.rounding not in ("floor", "trunc"):
             raise ValueError(f"RCNetConfig.rounding: expected 'floor' or 'trunc' (torchsparse 1.4 / released "
-                             f"weights), got {self.rounding!r}")  # fmt: skip
+                             f"weights), got {self.rounding!r}")
         if isinstance(self.refine_iters, bool) or not isinstance(self.refine_iters, int) or self.refine_iters < 1:
             raise ValueError(f"RCNetConfig.refine_iters: expected an integer >= 1 (1 = the original single scene "
-                             f"pass), got {self.refine_iters!r}")  # fmt: skip
+                             f"pass), got {self.refine_iters!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "RCNetConfig":
         if name == "paper":
             base = cls(name="paper", backbone="hrnet_w64", crop_size=224, spvcnn_width=1.0, voxel_size=0.05,
                        voxel_label_dist=0.07, extra_flip=True, voxel_seg_part_weight=1.0,
-                       refine_iters=1)  # fmt: skip
+                       refine_iters=1)
         elif name == "cpu":
             base = cls()
         else:
@@ -203,34 +203,34 @@ class RCNetOutput:
 # ----------------------------------------------------------------------------------- functions
 
 
-def check_camera_inputs(K: Tensor, bbx_lurb: Tensor) -> None:
-    """ValueError unless K (B, 3, 3) and bbx_lurb (B, 4) are finite with positive box width/height."""
+def check_camera_inputs(K: Tensor, crop_box_xyxy: Tensor) -> None:
+    """ValueError unless K (B, 3, 3) and crop_box_xyxy (B, 4) are finite with positive box width/height."""
     if K.ndim != 3 or K.shape[1:] != (3, 3):
         raise ValueError(f"K: expected shape (B, 3, 3), got {tuple(K.shape)}")
-    if bbx_lurb.ndim != 2 or bbx_lurb.shape[1] != 4 or bbx_lurb.shape[0] != K.shape[0]:
-        raise ValueError(f"bbx_lurb: expected shape ({K.shape[0]}, 4), got {tuple(bbx_lurb.shape)}")
+    if crop_box_xyxy.ndim != 2 or crop_box_xyxy.shape[1] != 4 or crop_box_xyxy.shape[0] != K.shape[0]:
+        raise ValueError(f"crop_box_xyxy: expected shape ({K.shape[0]}, 4), got {tuple(crop_box_xyxy.shape)}")
     bad = ~torch.isfinite(K).flatten(1).all(1)
     if bool(bad.any()):
         raise ValueError(f"K (camera intrinsics) is not finite for samples {bad.nonzero().flatten().tolist()}")
     if bool((K[:, 0, 0] <= 0).any() | (K[:, 1, 1] <= 0).any()):
         raise ValueError("K: focal lengths fx, fy must be positive")
-    bad = ~torch.isfinite(bbx_lurb).all(1)
+    bad = ~torch.isfinite(crop_box_xyxy).all(1)
     if bool(bad.any()):
-        raise ValueError(f"bbx_lurb is not finite for samples {bad.nonzero().flatten().tolist()}")
-    wh = bbx_lurb[:, 2:] - bbx_lurb[:, :2]
+        raise ValueError(f"crop_box_xyxy is not finite for samples {bad.nonzero().flatten().tolist()}")
+    wh = crop_box_xyxy[:, 2:] - crop_box_xyxy[:, :2]
     if bool((wh <= 0).any()):
-        raise ValueError("bbx_lurb: box width and height must be positive ([left, upper, right, bottom])")
+        raise ValueError("crop_box_xyxy: box width and height must be positive ([left, upper, right, bottom])")
 
 
-def crop_focal(K: Tensor, bbx_lurb: Tensor, bi_w: float) -> Tensor:
+def crop_focal(K: Tensor, crop_box_xyxy: Tensor, bi_w: float) -> Tensor:
     """bi_f = fx * bi_w / box_width: (B,)."""
-    return K[:, 0, 0] * bi_w / (bbx_lurb[:, 2] - bbx_lurb[:, 0])
+    return K[:, 0, 0] * bi_w / (crop_box_xyxy[:, 2] - crop_box_xyxy[:, 0])
 
 
-def coarse_pelvis_from_maps(pelvis_hm: Tensor, depth_map: Tensor, K: Tensor, bbx_lurb: Tensor, bi_w: float):
+def coarse_pelvis_from_maps(pelvis_hm: Tensor, depth_map: Tensor, K: Tensor, crop_box_xyxy: Tensor, bi_w: float):
     """Argmax pelvis cell + depth -> camera-frame pelvis (spec §3.2, no gradient).
 
-    pelvis_hm, depth_map: (B, 1, H, W); K (B, 3, 3); bbx_lurb (B, 4); bi_w: crop width of the zw1f
+    pelvis_hm, depth_map: (B, 1, H, W); K (B, 3, 3); crop_box_xyxy (B, 4); bi_w: crop width of the zw1f
     convention (S with quirks, S − 1 clean; z does not depend on it).
     Returns uv (B, 2) int64, uv01 (B, 2), z (B,), pelvis_cam (B, 3), bi_f (B,).
     """
@@ -240,23 +240,23 @@ def coarse_pelvis_from_maps(pelvis_hm: Tensor, depth_map: Tensor, K: Tensor, bbx
     uv = torch.stack([u, v], 1)
     uv01 = uv.to(K.dtype) / torch.tensor([w - 1, h - 1], dtype=K.dtype, device=K.device)
     zw1f = depth_map.detach().flatten(1).gather(1, flat[:, None]).squeeze(1)
-    bi_f = crop_focal(K, bbx_lurb, bi_w)
+    bi_f = crop_focal(K, crop_box_xyxy, bi_w)
     z = zw1f * bi_f / bi_w
-    px = bbx_lurb[:, :2] + uv01 * (bbx_lurb[:, 2:] - bbx_lurb[:, :2])
+    px = crop_box_xyxy[:, :2] + uv01 * (crop_box_xyxy[:, 2:] - crop_box_xyxy[:, :2])
     x = (px[:, 0] - K[:, 0, 2] - K[:, 0, 1] * (px[:, 1] - K[:, 1, 2]) / K[:, 1, 1]) / K[:, 0, 0]
     y = (px[:, 1] - K[:, 1, 2]) / K[:, 1, 1]
     pelvis = torch.stack([x * z, y * z, z], 1)
     return uv, uv01, z, pelvis, bi_f
 
 
-def project_to_uv01(points: Tensor, batch: Tensor, K: Tensor, bbx_lurb: Tensor) -> Tensor:
+def project_to_uv01(points: Tensor, batch: Tensor, K: Tensor, crop_box_xyxy: Tensor) -> Tensor:
     """Box-normalised coords (P, 2) of camera points (P, 3) of samples `batch`; non-finite -> −10."""
     Kp = K[batch]
     # normalise by depth first, then apply K (the original's float rounding: ~1e-4 closer image features)
     z = points[:, 2:3]
     h = torch.einsum("pij,pj->pi", Kp, points / z)
     uv = h[:, :2]
-    box = bbx_lurb[batch]
+    box = crop_box_xyxy[batch]
     uv01 = (uv - box[:, :2]) / (box[:, 2:] - box[:, :2])
     ok = torch.isfinite(uv01).all(1, keepdim=True) & (z > 0)
     return torch.where(ok, uv01, torch.full_like(uv01, -10.0))
@@ -317,7 +317,7 @@ def segment_softmax(scores: Tensor, batch: Tensor, batch_size: int) -> Tensor:
 
 
 def vote_pelvis(conf: Tensor, centres: Tensor, offset: Tensor, batch: Tensor, fallback_xyz: Tensor,
-                sigmoid_first: bool) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+                sigmoid_first: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Confidence-weighted pelvis vote (spec §3.3 step 6).
 
     conf (N,) logits; centres, offset (N, 3); batch (N,); fallback_xyz (B, 3) used for samples without
@@ -397,7 +397,7 @@ class RCNet(nn.Module):
         self,
         image: Tensor,
         K: Tensor,
-        bbx_lurb: Tensor,
+        crop_box_xyxy: Tensor,
         points_cam: Tensor,
         points_batch: Tensor,
         pelvis_gt_cam: Tensor | None = None,
@@ -405,18 +405,18 @@ class RCNet(nn.Module):
         anchor_cam: Tensor | None = None,
         return_intermediates: bool = False,
     ) -> RCNetOutput:
-        """image (B, 3, S, S) in [0, 1]; K (B, 3, 3); bbx_lurb (B, 4) full-image px; points_cam (P, 3)
+        """image (B, 3, S, S) in [0, 1]; K (B, 3, 3); crop_box_xyxy (B, 4) full-image px; points_cam (P, 3)
         frustum scene points (camera frame) with points_batch (P,) int64; pelvis_gt_cam (B, 3) and
         generator: only used in training mode (noisy-GT anchors; no noise when either is None);
         anchor_cam (B, 3): an explicit middle anchor replacing the coarse pelvis (oracle-root studies,
         benchmarks); the training noise is then not applied. return_intermediates: fill `intermediates`."""
         cfg = self.cfg
         K = K.float()
-        bbx_lurb = bbx_lurb.float()
-        check_camera_inputs(K, bbx_lurb)
+        crop_box_xyxy = crop_box_xyxy.float()
+        check_camera_inputs(K, crop_box_xyxy)
         if points_cam.ndim != 2 or points_cam.shape[1] != 3 or points_batch.shape != points_cam.shape[:1]:
             raise ValueError(f"points_cam (P, 3) with points_batch (P,) expected, got {tuple(points_cam.shape)}, "
-                             f"{tuple(points_batch.shape)}")  # fmt: skip
+                             f"{tuple(points_batch.shape)}")
         bsz = image.shape[0]
         dev = image.device
         points_cam = points_cam.float()
@@ -433,7 +433,7 @@ class RCNet(nn.Module):
         contact_hm_flip = maps[bsz:, 2 + c:] if flip else None
 
         with torch.no_grad():
-            uv, uv01, z, pelvis_coarse, bi_f = coarse_pelvis_from_maps(pelvis_hm, depth_map, K, bbx_lurb, self.bi_w)
+            uv, uv01, z, pelvis_coarse, bi_f = coarse_pelvis_from_maps(pelvis_hm, depth_map, K, crop_box_xyxy, self.bi_w)
             anchor = pelvis_coarse.clone() if anchor_cam is None else anchor_cam.float().clone()
             noisy = torch.zeros(bsz, dtype=torch.bool, device=dev)
             if anchor_cam is not None and anchor.shape != (bsz, 3):
@@ -445,21 +445,21 @@ class RCNet(nn.Module):
                 anchor = torch.where(noisy[:, None], gt + cfg.train_anchor_noise_std * noise, anchor)
 
         inter = {} if return_intermediates else None
-        scene = self._scene_pass(anchor, feat_map, K, bbx_lurb, points_cam, points_batch, inter)
+        scene = self._scene_pass(anchor, feat_map, K, crop_box_xyxy, points_cam, points_batch, inter)
         if not self.training and anchor_cam is None:
             for _ in range(cfg.refine_iters - 1):  # re-anchor at the refined pelvis (inference only)
-                scene = self._scene_pass(scene["pelvis_refined_cam"].detach(), feat_map, K, bbx_lurb, points_cam,
-                                         points_batch, inter)  # fmt: skip
+                scene = self._scene_pass(scene["pelvis_refined_cam"].detach(), feat_map, K, crop_box_xyxy, points_cam,
+                                         points_batch, inter)
 
         return RCNetOutput(
             pelvis_hm=pelvis_hm, depth_map=depth_map, feat_map=feat_map, contact_hm=contact_hm,
             contact_hm_flip=contact_hm_flip, pelvis_hm_uv=uv, pelvis_uv01=uv01, pelvis_z_coarse=z,
             pelvis_coarse_cam=pelvis_coarse, bi_f=bi_f, noisy_gt_anchor=noisy, voxel_size=cfg.voxel_size,
             intermediates=inter, **scene,
-        )  # fmt: skip
+        )
 
-    def _scene_pass(self, anchor: Tensor, feat_map: Tensor, K: Tensor, bbx_lurb: Tensor, points_cam: Tensor,
-                    points_batch: Tensor, inter: dict | None = None) -> dict[str, Tensor]:  # fmt: skip
+    def _scene_pass(self, anchor: Tensor, feat_map: Tensor, K: Tensor, crop_box_xyxy: Tensor, points_cam: Tensor,
+                    points_batch: Tensor, inter: dict | None = None) -> dict[str, Tensor]:
         """One scene-branch pass (steps 3-8 of the module docstring) around the middle anchors `anchor`
         (B, 3): neighbourhood, voxels, SPVCNN, vote, contact points -> the RCNetOutput fields from
         `anchor_cam` on (a dict). `inter`: a dict to fill with the SPVCNN input/outputs, or None."""
@@ -482,7 +482,7 @@ class RCNet(nn.Module):
             vbatch = coords[:, 0]
             # coord·s + s/2, not (coord + 0.5)·s: the original's float rounding (up to 5e-7 m apart)
             centres = coords[:, 1:].to(points_cam.dtype) * cfg.voxel_size + cfg.voxel_size / 2
-            vox_uv01 = project_to_uv01(centres, vbatch, K, bbx_lurb)
+            vox_uv01 = project_to_uv01(centres, vbatch, K, crop_box_xyxy)
 
         n_vox = coords.shape[0]
         img_feat = sample_image_features(feat_map, vbatch, vox_uv01)
@@ -519,9 +519,9 @@ class RCNet(nn.Module):
             voxel_offset=offset, voxel_seg_logits=seg, voxel_seg_label=seg_label, voxel_weight=weight,
             pelvis_refined_cam=refined, contact_points_cam=contact_pts, contact_points_part=contact_pid,
             contact_points_batch=contact_b, fallback=~has,
-        )  # fmt: skip
+        )
 
     def forward_batch(self, batch: dict, generator: torch.Generator | None = None) -> RCNetOutput:
         """forward on a `collate_human_scene` batch (GT pelvis used for the noisy anchors in training)."""
-        return self(batch["image"], batch["K"], batch["bbx_lurb"], batch["points_cam"], batch["points_batch"],
-                    batch.get("pelvis_cam") if self.training else None, generator)  # fmt: skip
+        return self(batch["image"], batch["K"], batch["crop_box_xyxy"], batch["points_cam"], batch["points_batch"],
+                    batch.get("pelvis_cam") if self.training else None, generator)

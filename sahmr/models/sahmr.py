@@ -2,7 +2,7 @@
 
     model = SAHMR(rcnet, MeshTransformerConfig.preset("cpu"), body)     # body: BodyModel (sizes, template)
     model = SAHMR(rcnet, mesh_transformer, eval_regressor=J17)         # from given modules (no body model)
-    out = model(image, K, bbx_lurb, points_cam, points_batch)          # SAHMROutput
+    out = model(image, K, crop_box_xyxy, points_cam, points_batch)          # SAHMROutput
     out = model.forward_batch(batch, generator)                        # a `collate_human_scene` batch
 
 SAHMR (spec §4.3): RCNet runs without gradient and always in eval mode (`model.train()` leaves it in eval;
@@ -90,7 +90,7 @@ class SAHMR(nn.Module):
 
     def __init__(self, rcnet: RCNet, mesh: MeshTransformerConfig | MeshTransformer | None, body=None,
                  pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08, *, eval_regressor: Tensor | None = None,
-                 contact_sampling: str = "kit"):  # fmt: skip
+                 contact_sampling: str = "kit"):
         """rcnet: an RCNet (frozen here). mesh: a MeshTransformerConfig (built with `body`) or a built
         MeshTransformer (used as is; its `use_scene` must be this class's). body: the BodyModel (mesh sizes,
         template, `eval_regressor`); eval_regressor (17, V): the H36M regressor when no body is given.
@@ -135,10 +135,10 @@ class SAHMR(nn.Module):
         return self
 
     # ------------------------------------------------------------------------------------------------
-    def _origin(self, image, K, bbx_lurb, points_cam, points_batch, return_intermediates=False
-                ) -> tuple[Tensor, Tensor, RCNetOutput | None]:  # fmt: skip
+    def _origin(self, image, K, crop_box_xyxy, points_cam, points_batch, return_intermediates=False
+                ) -> tuple[Tensor, Tensor, RCNetOutput | None]:
         """(coarse pelvis (B, 3), origin pelvis before noise (B, 3), RCNet output | None), no grad."""
-        rc = self.rcnet(image, K, bbx_lurb, points_cam, points_batch, return_intermediates=return_intermediates)
+        rc = self.rcnet(image, K, crop_box_xyxy, points_cam, points_batch, return_intermediates=return_intermediates)
         return rc.pelvis_coarse_cam, rc.pelvis_refined_cam, rc
 
     def _noisy_gt(self, p: Tensor, pelvis_gt_cam: Tensor | None, generator: torch.Generator | None):
@@ -150,11 +150,11 @@ class SAHMR(nn.Module):
             p = torch.where(noisy[:, None], gt + self.pelvis_noise_std * noise, p)
         return p, noisy
 
-    def forward(self, image: Tensor, K: Tensor, bbx_lurb: Tensor, points_cam: Tensor | None = None,
+    def forward(self, image: Tensor, K: Tensor, crop_box_xyxy: Tensor, points_cam: Tensor | None = None,
                 points_batch: Tensor | None = None, pelvis_gt_cam: Tensor | None = None,
                 generator: torch.Generator | None = None, *, contact_indices: Tensor | None = None,
-                return_intermediates: bool = False) -> SAHMROutput:  # fmt: skip
-        """image (B, 3, S, S) RGB in [0, 1]; K (B, 3, 3); bbx_lurb (B, 4); points_cam (P, 3) frustum scene
+                return_intermediates: bool = False) -> SAHMROutput:
+        """image (B, 3, S, S) RGB in [0, 1]; K (B, 3, 3); crop_box_xyxy (B, 4); points_cam (P, 3) frustum scene
         points (camera frame) with points_batch (P,) int64 (ignored by the baseline); pelvis_gt_cam (B, 3)
         and generator: training (noisy-GT origin, random contact subsets) and, with contact_sampling
         "original", the test-time draw. contact_indices (B, N) int64: explicit contact slots (ranks into each
@@ -165,7 +165,7 @@ class SAHMR(nn.Module):
             points_cam = image.new_zeros(0, 3)
             points_batch = torch.zeros(0, dtype=torch.long, device=image.device)
         with torch.no_grad():
-            coarse, p, rc = self._origin(image, K, bbx_lurb, points_cam, points_batch, return_intermediates)
+            coarse, p, rc = self._origin(image, K, crop_box_xyxy, points_cam, points_batch, return_intermediates)
             refined = p.detach().clone()
             p, noisy = self._noisy_gt(p.detach(), pelvis_gt_cam, generator)
             extra = {}
@@ -173,12 +173,12 @@ class SAHMR(nn.Module):
                 sampling, gen = self._contact_sampling(generator)
                 pts, pid, mask = pad_contact_points(rc.contact_points_cam, rc.contact_points_part, rc.contact_points_batch,
                                                     b, self.num_contact_points, gen, sampling=sampling,
-                                                    indices=contact_indices)  # fmt: skip
+                                                    indices=contact_indices)
                 crm = pts - p[:, None]  # padding rows become −p; they are masked
                 extra = dict(contact_points_cam=pts, contact_points_crm=crm, contact_points_part=pid, contact_points_mask=mask)
         if self.use_scene:
             out = self.metro_enhanced(image, extra["contact_points_crm"], extra["contact_points_part"], extra["contact_points_mask"],
-                                      return_intermediates=return_intermediates)  # fmt: skip
+                                      return_intermediates=return_intermediates)
             extra["contact_points_crm_out"] = out.contact_crm_out
         else:
             out = self.metro_enhanced(image, return_intermediates=return_intermediates)
@@ -189,7 +189,7 @@ class SAHMR(nn.Module):
             verts_root=verts_cam - pel[:, None], joints14_root=j14 - pel[:, None], verts_crm=out.verts_crm,
             pelvis_coarse_cam=coarse, pelvis_refined_cam=refined, noisy_gt_pelvis=noisy, rcnet=rc,
             mesh_intermediates=out.intermediates, **extra,
-        )  # fmt: skip
+        )
 
     def _contact_sampling(self, generator: torch.Generator | None) -> tuple[str, torch.Generator | None]:
         """(pad_contact_points sampling mode, generator) for this call (see __init__'s contact_sampling)."""
@@ -201,8 +201,8 @@ class SAHMR(nn.Module):
 
     def forward_batch(self, batch: dict, generator: torch.Generator | None = None) -> SAHMROutput:
         """forward on a `collate_human_scene` batch (GT pelvis used for the origin noise in training)."""
-        return self(batch["image"], batch["K"], batch["bbx_lurb"], batch.get("points_cam"), batch.get("points_batch"),
-                    batch.get("pelvis_cam") if self.training else None, generator)  # fmt: skip
+        return self(batch["image"], batch["K"], batch["crop_box_xyxy"], batch.get("points_cam"), batch.get("points_batch"),
+                    batch.get("pelvis_cam") if self.training else None, generator)
 
 
 class ImageOnlyBaseline(SAHMR):
@@ -210,11 +210,11 @@ class ImageOnlyBaseline(SAHMR):
 
     use_scene = False
 
-    def _origin(self, image, K, bbx_lurb, points_cam, points_batch, return_intermediates=False):
+    def _origin(self, image, K, crop_box_xyxy, points_cam, points_batch, return_intermediates=False):
         rc = self.rcnet
         K = K.float()
-        bbx_lurb = bbx_lurb.float()
-        check_camera_inputs(K, bbx_lurb)
+        crop_box_xyxy = crop_box_xyxy.float()
+        check_camera_inputs(K, crop_box_xyxy)
         maps = rc.root_net(rc.prepare_image(image.float()))
-        _, _, _, coarse, _ = coarse_pelvis_from_maps(maps[:, 0:1], maps[:, 1:2], K, bbx_lurb, rc.bi_w)
+        _, _, _, coarse, _ = coarse_pelvis_from_maps(maps[:, 0:1], maps[:, 1:2], K, crop_box_xyxy, rc.bi_w)
         return coarse, coarse, None

@@ -112,7 +112,7 @@ class SPVCNN(nn.Module):
         self.stem = nn.Sequential(
             SparseConv3d(in_channels, cs[0], 3), _SafeBN(cs[0]), SparseReLU(True),
             SparseConv3d(cs[0], cs[0], 3), _SafeBN(cs[0]), SparseReLU(True),
-        )  # fmt: skip
+        )
 
         def stage(c_in, c_out):
             return nn.Sequential(BasicConvolutionBlock(c_in, c_in, 2, 2), ResidualBlock(c_in, c_out), ResidualBlock(c_out, c_out))
@@ -126,7 +126,7 @@ class SPVCNN(nn.Module):
             return nn.ModuleList([
                 BasicDeconvolutionBlock(c_in, c_out),
                 nn.Sequential(ResidualBlock(c_out + c_skip, c_out), ResidualBlock(c_out, c_out)),
-            ])  # fmt: skip
+            ])
 
         self.up1 = up(cs[4], cs[5], cs[3])
         self.up2 = up(cs[5], cs[6], cs[2])
@@ -135,7 +135,7 @@ class SPVCNN(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(cs[8], out_channels))
         self.point_transforms = nn.ModuleList([
             _point_transform(cs[0], cs[4]), _point_transform(cs[4], cs[6]), _point_transform(cs[6], cs[8]),
-        ])  # fmt: skip
+        ])
         self.dropout = nn.Dropout(dropout, True)
         self.reset_parameters()
 

@@ -98,8 +98,7 @@ def apply_kernel_map(feats: Tensor, kernel: Tensor, kmap: KernelMap) -> Tensor:
     """
     if feats.shape[0] != kmap.n_in or kernel.shape[0] != kmap.kernel_volume or kernel.shape[1] != feats.shape[1]:
         raise ValueError(
-            f"shape mismatch: feats {tuple(feats.shape)}, kernel {tuple(kernel.shape)}, "
-            f"map with {kmap.n_in} inputs and {kmap.kernel_volume} offsets"
+            f"shape mismatch: feats {tuple(feats.shape)}, kernel {tuple(kernel.shape)}, map with {kmap.n_in} inputs and {kmap.kernel_volume} offsets"
         )
     if feats.dtype != kernel.dtype:
         raise TypeError(f"feats dtype {feats.dtype} != kernel dtype {kernel.dtype}")
@@ -178,6 +177,7 @@ def sparse_conv3d(
 
 
 # ---- weight layout conversion -----------------------------------------------------------------------
+
 
 def kernel_from_dense(weight: Tensor, transposed: bool = False) -> Tensor:
     """Dense torch weight -> sparse `kernel`, with dense spatial dims (D, H, W) = (x, y, z).

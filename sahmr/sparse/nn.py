@@ -91,8 +91,7 @@ class SparseConv3d(nn.Module):
 class SparseConvTranspose3d(SparseConv3d):
     """Transposed sparse conv (k=2, s=2): `SparseConv3d(..., transposed=True)`."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
-                 bias: bool = False, backend: str = "torch"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2, bias: bool = False, backend: str = "torch"):
         super().__init__(in_channels, out_channels, kernel_size, stride, bias, True, backend)
 
 

@@ -98,8 +98,9 @@ def _state(x: SparseVoxelTensor) -> _State:
     st = m.extra.get("spconv")
     if st is None:
         if m.rounding != "floor":
-            raise ValueError('the spconv backend supports only rounding="floor" hierarchies; use backend="torch" '
-                             'for torchsparse-parity "trunc" rounding')
+            raise ValueError(
+                'the spconv backend supports only rounding="floor" hierarchies; use backend="torch" for torchsparse-parity "trunc" rounding'
+            )
         c = m.coords[min(m.coords)][:, 1:]
         lo = torch.div(c.amin(0), ALIGN, rounding_mode="floor") * ALIGN
         hi = c.amax(0) + 1
@@ -176,8 +177,7 @@ def _run(mod, st: _State, feats: Tensor, indices: Tensor, stride: int, batch_siz
     token = _ThreadToken()
     if guard and torch.is_grad_enabled() and (feats.requires_grad or weight.requires_grad):
         feats, weight = _ThreadsBackwardEnter.apply(token, feats, weight)
-    inp = sp.SparseConvTensor(feats.contiguous(), indices, st.spatial_shape(stride), batch_size,
-                              indice_dict=st.indice_dict)
+    inp = sp.SparseConvTensor(feats.contiguous(), indices, st.spatial_shape(stride), batch_size, indice_dict=st.indice_dict)
     threads = torch.get_num_threads()
     if guard:
         torch.set_num_threads(1)
@@ -225,8 +225,7 @@ def spconv_conv3d(
         if key in st.indice_dict:  # spconv cannot reuse a non-submanifold map: recompute under a new key
             st.n_keys += 1
             key = f"down{s}_{st.n_keys}"
-        out, feats = _run(_module("down", c_in, c_out, 2, key), st, x.feats, st.indices(x.coords, s), s,
-                          x.batch_size, weight)
+        out, feats = _run(_module("down", c_in, c_out, 2, key), st, x.feats, st.indices(x.coords, s), s, x.batch_size, weight)
         coarse = st.coords(out.indices, 2 * s)
         if 2 * s not in m.coords:
             m.register(2 * s, coarse)
@@ -239,13 +238,13 @@ def spconv_conv3d(
     else:
         f = s // 2
         if s % 2 or f not in m.coords:
-            raise ValueError(f"transposed conv on a stride-{s} tensor needs the stride-{f} coordinates of the "
-                             "matching downsampling in the same hierarchy")
+            raise ValueError(
+                f"transposed conv on a stride-{s} tensor needs the stride-{f} coordinates of the matching downsampling in the same hierarchy"
+            )
         key = f"down{f}"
         if key not in st.indice_dict:  # downsampling ran on the torch backend: let spconv build its map once
             dummy = x.feats.new_zeros(m.coords[f].shape[0], 1)
-            _run(_module("down", 1, 1, 2, key), st, dummy, st.indices(m.coords[f], f), f, x.batch_size,
-                 x.feats.new_zeros(1, 2, 2, 2, 1))
+            _run(_module("down", 1, 1, 2, key), st, dummy, st.indices(m.coords[f], f), f, x.batch_size, x.feats.new_zeros(1, 2, 2, 2, 1))
         datas = st.indice_dict[key]
         feats = x.feats
         if st.order_key.get(s) != key:

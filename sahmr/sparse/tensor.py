@@ -156,8 +156,9 @@ class SparseVoxelTensor:
         )
 
     # ---- dense conversion (tests, debugging, small grids) -------------------------------------------
-    def to_dense(self, origin: Tensor | tuple[int, int, int] | None = None, shape: tuple[int, int, int] | None = None,
-                 batch_size: int | None = None) -> Tensor:
+    def to_dense(
+        self, origin: Tensor | tuple[int, int, int] | None = None, shape: tuple[int, int, int] | None = None, batch_size: int | None = None
+    ) -> Tensor:
         """Scatter into a dense grid `(B, C, X, Y, Z)`; cell `(c.xyz - origin) / stride`.
 
         origin defaults to the minimum coordinate, shape to the tight extent. Voxels outside are dropped.
@@ -177,8 +178,9 @@ class SparseVoxelTensor:
         return grid.permute(0, 4, 1, 2, 3)
 
     @classmethod
-    def from_dense(cls, grid: Tensor, mask: Tensor | None = None, origin: tuple[int, int, int] = (0, 0, 0),
-                   stride: int = 1, **kwargs) -> SparseVoxelTensor:
+    def from_dense(
+        cls, grid: Tensor, mask: Tensor | None = None, origin: tuple[int, int, int] = (0, 0, 0), stride: int = 1, **kwargs
+    ) -> SparseVoxelTensor:
         """Active cells of `grid: (B, C, X, Y, Z)` (where `mask: (B, X, Y, Z) bool`, default: any non-zero)."""
         if mask is None:
             mask = (grid != 0).any(1)

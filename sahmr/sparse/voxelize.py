@@ -97,8 +97,7 @@ def voxelize(
         coords = as_coords(torch.cat([batch.long()[:, None], torch.floor(lattice).long()], 1))
         keys, inverse = torch.unique(coords_to_keys(coords), return_inverse=True)
         vcoords = keys_to_coords(keys)
-        x = SparseVoxelTensor(lattice.new_zeros(vcoords.shape[0], 0), vcoords, 1, rounding=rounding,
-                              batch_size=batch_size)
+        x = SparseVoxelTensor(lattice.new_zeros(vcoords.shape[0], 0), vcoords, 1, rounding=rounding, batch_size=batch_size)
         mean_map = _mean_map(inverse, vcoords.shape[0], lattice.dtype, points.shape[0], x.coords)
     z = PointTensor(lattice.new_zeros(points.shape[0], 0) if feats is None else feats, lattice, batch.long())
     z.cache[("p2v", 1)] = mean_map

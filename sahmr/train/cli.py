@@ -22,12 +22,29 @@ def _train(args: argparse.Namespace) -> int:
     from sahmr.train.loop import train
     from sahmr.train.tasks import load_task
 
-    cfg, task = load_task(args.task, args.params, [*args.overrides, *args.set_overrides], data=args.data, out=args.out,
-                          resume=False if args.no_resume else None, source=str(args.params))  # fmt: skip
+    cfg, task = load_task(
+        args.task,
+        args.params,
+        [*args.overrides, *args.set_overrides],
+        data=args.data,
+        out=args.out,
+        resume=False if args.no_resume else None,
+        source=str(args.params),
+    )
     res = train(task, cfg)
     if res["world_size"] == 1 or _is_rank0():
-        print(json.dumps({"metrics": res["metrics"], "epochs": res["epochs"], "global_step": res["global_step"],
-                          "resumed_from": res["resumed_from"], "final_ckpt": res["final_ckpt"]}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "metrics": res["metrics"],
+                    "epochs": res["epochs"],
+                    "global_step": res["global_step"],
+                    "resumed_from": res["resumed_from"],
+                    "final_ckpt": res["final_ckpt"],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 
@@ -38,8 +55,12 @@ def _is_rank0() -> bool:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a task (e.g. rcnet) with the kit's Lightning loop; resumes from <out>/checkpoints/last.ckpt",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "train",
+        help="train a task (e.g. rcnet) with the kit's Lightning loop; resumes from <out>/checkpoints/last.ckpt",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("task", help="task name (rcnet, sahmr, baseline); its parameters are the 'train_<task>' section of --params")
     add_params_arguments(p, "train_<task>")
     p.add_argument("--data", default=None, help="dataset folder in the canonical format (e.g. datasets/synth)")

@@ -102,8 +102,21 @@ class TrainConfig:
     sanity_val_steps: int = 1
 
     # fields that do not change what is trained: allowed to differ when resuming
-    RESUME_FREE = ("out", "epochs", "max_steps", "num_workers", "limit_val_batches", "val_every", "log_every_n_steps",
-                   "ckpt_every_n_steps", "keep_checkpoints", "resume", "progress", "sanity_val_steps", "val_batch_size")  # fmt: skip
+    RESUME_FREE = (
+        "out",
+        "epochs",
+        "max_steps",
+        "num_workers",
+        "limit_val_batches",
+        "val_every",
+        "log_every_n_steps",
+        "ckpt_every_n_steps",
+        "keep_checkpoints",
+        "resume",
+        "progress",
+        "sanity_val_steps",
+        "val_batch_size",
+    )
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -130,9 +143,11 @@ class TrainConfig:
         """Clear errors for bad values (and a missing data folder) before any work starts."""
         data = Path(self.data)
         if not data.is_dir():
-            raise FileNotFoundError(f"training data folder not found: {data} (TrainConfig.data / --data); "
-                                    "generate the synthetic benchmark with `sahmr synth` or point it at a dataset "
-                                    "in the canonical format")  # fmt: skip
+            raise FileNotFoundError(
+                f"training data folder not found: {data} (TrainConfig.data / --data); "
+                "generate the synthetic benchmark with `sahmr synth` or point it at a dataset "
+                "in the canonical format"
+            )
 
         def need(cond: bool, what: str) -> None:
             if not cond:
@@ -143,8 +158,10 @@ class TrainConfig:
         need(int(self.epochs) >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.optimizer in ("adam", "adamw"), f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
         need(float(self.lr) >= 0, f"lr must be >= 0 (0 = canonical rule), got {self.lr}")
-        need(float(self.lr) > 0 or (float(self.canonical_lr) > 0 and int(self.canonical_bs) >= 1),
-             f"with lr == 0 need canonical_lr > 0 and canonical_bs >= 1, got {self.canonical_lr}, {self.canonical_bs}")
+        need(
+            float(self.lr) > 0 or (float(self.canonical_lr) > 0 and int(self.canonical_bs) >= 1),
+            f"with lr == 0 need canonical_lr > 0 and canonical_bs >= 1, got {self.canonical_lr}, {self.canonical_bs}",
+        )
         need(list(self.milestones) == sorted(self.milestones), f"milestones must be increasing, got {list(self.milestones)}")
         need(0 < float(self.gamma) <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         need(self.grad_clip_algorithm in ("value", "norm"), f"grad_clip_algorithm must be 'value' or 'norm', got {self.grad_clip_algorithm!r}")
@@ -154,8 +171,10 @@ class TrainConfig:
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto", "mps"), f"accelerator must be cpu, gpu or auto, got {self.accelerator!r}")
         need(int(self.devices) >= 1, f"devices must be >= 1, got {self.devices}")
         need(int(self.val_every) >= 1, f"val_every must be >= 1, got {self.val_every}")
-        need(self.ckpt_every_n_steps is None or int(self.ckpt_every_n_steps) >= 1,
-             f"ckpt_every_n_steps must be >= 1 or null, got {self.ckpt_every_n_steps}")
+        need(
+            self.ckpt_every_n_steps is None or int(self.ckpt_every_n_steps) >= 1,
+            f"ckpt_every_n_steps must be >= 1 or null, got {self.ckpt_every_n_steps}",
+        )
         need(int(self.keep_checkpoints) == -1 or int(self.keep_checkpoints) >= 1, f"keep_checkpoints must be -1 or >= 1, got {self.keep_checkpoints}")
         need(self.progress in ("tqdm", "rich", "none"), f"progress must be tqdm, rich or none, got {self.progress!r}")
         need(isinstance(self.dataset, dict), f"dataset must be a mapping of HumanSceneDataset arguments, got {type(self.dataset).__name__}")

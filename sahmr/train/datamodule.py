@@ -58,8 +58,13 @@ class HumanSceneDataModule(pl.LightningDataModule):
 
     def _loader_kwargs(self) -> dict[str, Any]:
         nw = int(self.cfg.num_workers)
-        return dict(num_workers=nw, collate_fn=collate_human_scene, worker_init_fn=worker_init_fn if nw > 0 else None,
-                    persistent_workers=nw > 0, pin_memory=False)  # fmt: skip
+        return dict(
+            num_workers=nw,
+            collate_fn=collate_human_scene,
+            worker_init_fn=worker_init_fn if nw > 0 else None,
+            persistent_workers=nw > 0,
+            pin_memory=False,
+        )
 
     def _train_progress(self) -> tuple[int, bool]:
         t = self.trainer
@@ -69,8 +74,14 @@ class HumanSceneDataModule(pl.LightningDataModule):
     def train_dataloader(self):
         world, rank = self._world()
         sampler = EpochSampler(len(self.train_set), shuffle=True, seed=self.cfg.seed, num_replicas=world, rank=rank, pad=True)
-        return _ResumableLoader(self.train_set, batch_size=int(self.cfg.batch_size), sampler=sampler, drop_last=False,
-                                progress=self._train_progress, **self._loader_kwargs())  # fmt: skip
+        return _ResumableLoader(
+            self.train_set,
+            batch_size=int(self.cfg.batch_size),
+            sampler=sampler,
+            drop_last=False,
+            progress=self._train_progress,
+            **self._loader_kwargs(),
+        )
 
     def val_dataloader(self):
         if self.val_set is None:

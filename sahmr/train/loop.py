@@ -79,8 +79,6 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-
-
 def _set_offline_env() -> None:
     # DVCLive: never talk to Studio, no analytics; the env only affects this process and its children.
     os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")
@@ -126,20 +124,40 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
         old = json.loads(fp_file.read_text())
         diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
         if diff:
-            raise ValueError(f"{last} was written by a different training configuration (differs in {diff}); "
-                             f"delete {ckpt_dir} or disable resume (resume=false / --no-resume) to start over")  # fmt: skip
+            raise ValueError(
+                f"{last} was written by a different training configuration (differs in {diff}); "
+                f"delete {ckpt_dir} or disable resume (resume=false / --no-resume) to start over"
+            )
     resume_epoch, resume_step = checkpoint_progress(resume_path) if resume_path is not None else (0, 0)
 
     # ---- trainer
     callbacks: list[Callback] = []
     keep = int(cfg.keep_checkpoints)
-    callbacks.append(ModelCheckpoint(
-        dirpath=ckpt_dir, filename="epoch_{epoch:03d}", auto_insert_metric_name=False, save_last=True,
-        every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False,
-        save_top_k=-1 if keep < 0 else keep, monitor=None if keep < 0 else "epoch", mode="max"))  # fmt: skip
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="epoch_{epoch:03d}",
+            auto_insert_metric_name=False,
+            save_last=True,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+            save_top_k=-1 if keep < 0 else keep,
+            monitor=None if keep < 0 else "epoch",
+            mode="max",
+        )
+    )
     if cfg.ckpt_every_n_steps:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=int(cfg.ckpt_every_n_steps),
-                                         save_on_train_epoch_end=False, enable_version_counter=False))  # fmt: skip
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=int(cfg.ckpt_every_n_steps),
+                save_on_train_epoch_end=False,
+                enable_version_counter=False,
+            )
+        )
     callbacks.append(ValidateLastEpoch(cfg.val_every))
     if cfg.progress == "rich":
         from pytorch_lightning.callbacks import RichProgressBar
@@ -158,20 +176,31 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
         strategy = DDPStrategy(process_group_backend="gloo", start_method=start)
 
     # DVCLive: offline, no git/DVC side effects (no experiment, no dvc.yaml edits, no Studio)
-    logger = dvclive_logger_cls()(dir=str(out / "dvclive"), resume=resume_path is not None, save_dvc_exp=False,
-                                   dvcyaml=False, report=None)  # fmt: skip
+    logger = dvclive_logger_cls()(dir=str(out / "dvclive"), resume=resume_path is not None, save_dvc_exp=False, dvcyaml=False, report=None)
     prev_det = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator, devices=int(cfg.devices), strategy=strategy, precision=cfg.precision,
-        max_epochs=int(cfg.epochs), max_steps=int(cfg.max_steps), deterministic=cfg.deterministic,
+        accelerator=cfg.accelerator,
+        devices=int(cfg.devices),
+        strategy=strategy,
+        precision=cfg.precision,
+        max_epochs=int(cfg.epochs),
+        max_steps=int(cfg.max_steps),
+        deterministic=cfg.deterministic,
         gradient_clip_val=(float(cfg.grad_clip) if cfg.grad_clip else None),
         gradient_clip_algorithm=cfg.grad_clip_algorithm if cfg.grad_clip else None,
-        limit_train_batches=cfg.limit_train_batches, limit_val_batches=cfg.limit_val_batches if dm.val_set is not None else 0,
-        check_val_every_n_epoch=int(cfg.val_every), num_sanity_val_steps=int(cfg.sanity_val_steps) if dm.val_set is not None else 0,
-        log_every_n_steps=int(cfg.log_every_n_steps), callbacks=callbacks, logger=logger,
-        enable_progress_bar=cfg.progress != "none", enable_model_summary=cfg.progress != "none",
-        use_distributed_sampler=False, default_root_dir=str(out), num_nodes=1,
-    )  # fmt: skip
+        limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches if dm.val_set is not None else 0,
+        check_val_every_n_epoch=int(cfg.val_every),
+        num_sanity_val_steps=int(cfg.sanity_val_steps) if dm.val_set is not None else 0,
+        log_every_n_steps=int(cfg.log_every_n_steps),
+        callbacks=callbacks,
+        logger=logger,
+        enable_progress_bar=cfg.progress != "none",
+        enable_model_summary=cfg.progress != "none",
+        use_distributed_sampler=False,
+        default_root_dir=str(out),
+        num_nodes=1,
+    )
     rank0 = trainer.global_rank == 0
     try:
         if rank0:
@@ -194,12 +223,18 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
 
     metrics = dict(module.final_val_metrics or {})
     result = {
-        "metrics": metrics, "epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
-        "resumed_from": str(resume_path) if resume_path is not None else None, "resume_epoch": resume_epoch,
-        "resume_step": resume_step, "final_ckpt": str(out / "final.ckpt"), "metrics_file": str(out / "metrics.json"),
-        "lr": cfg.resolved_lr(trainer.world_size), "world_size": int(trainer.world_size),
+        "metrics": metrics,
+        "epochs": int(trainer.current_epoch),
+        "global_step": int(trainer.global_step),
+        "resumed_from": str(resume_path) if resume_path is not None else None,
+        "resume_epoch": resume_epoch,
+        "resume_step": resume_step,
+        "final_ckpt": str(out / "final.ckpt"),
+        "metrics_file": str(out / "metrics.json"),
+        "lr": cfg.resolved_lr(trainer.world_size),
+        "world_size": int(trainer.world_size),
         "num_val_samples": int(module.num_val_samples),
-    }  # fmt: skip
+    }
     if trainer.global_rank == 0:
         state = {k: v.detach().cpu().clone() for k, v in module.model.state_dict().items()}
         _atomic_torch_save(state, out / "final.ckpt")

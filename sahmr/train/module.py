@@ -63,8 +63,11 @@ class TaskModule(pl.LightningModule):
         rows, glen = state["rows"], int(state["gen_len"])
         rank = int(self.global_rank)
         if rows.shape[0] != int(self.trainer.world_size if self._trainer is not None else 1) or rank >= rows.shape[0]:
-            warnings.warn(f"resume: the checkpoint holds RNG states of {rows.shape[0]} processes, this run has a different "
-                          "number; keeping fresh seeds (training continues, but is not bit-identical)", stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"resume: the checkpoint holds RNG states of {rows.shape[0]} processes, this run has a different "
+                "number; keeping fresh seeds (training continues, but is not bit-identical)",
+                stacklevel=2,
+            )
             return
         row = rows[rank]
         if state.get("gen_device", "cpu") == self._generator.device.type:
@@ -93,8 +96,10 @@ class TaskModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, stats = self.task.training_step(self.model, batch, self.generator)
         if not (isinstance(loss, torch.Tensor) and loss.ndim == 0):
-            raise TypeError(f"task {self._task_name!r}: training_step must return a scalar loss tensor, got {type(loss).__name__} "
-                            f"{tuple(getattr(loss, 'shape', ()))}")  # fmt: skip
+            raise TypeError(
+                f"task {self._task_name!r}: training_step must return a scalar loss tensor, got {type(loss).__name__} "
+                f"{tuple(getattr(loss, 'shape', ()))}"
+            )
         bs = _batch_size(batch)
         sync = self.trainer.world_size > 1
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, batch_size=bs, sync_dist=sync)
@@ -140,8 +145,9 @@ class TaskModule(pl.LightningModule):
         for k, v in metrics.items():
             v = torch.as_tensor(v).detach().float().reshape(-1)
             if v.numel() != bs:
-                raise ValueError(f"task {self._task_name!r}: validation metric {k!r} has {v.numel()} values for a batch of {bs} "
-                                 "(return one value per sample)")  # fmt: skip
+                raise ValueError(
+                    f"task {self._task_name!r}: validation metric {k!r} has {v.numel()} values for a batch of {bs} (return one value per sample)"
+                )
             self._val_values.setdefault(k, []).append(v)
         self._val_index.append(batch["index"].detach().reshape(-1).long())
 

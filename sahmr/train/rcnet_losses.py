@@ -52,8 +52,9 @@ def pelvis_depth_loss(depth_map: Tensor, px: Tensor, zw1f: Tensor) -> Tensor:
     return (gkernel(depth_map.device, depth_map.dtype) * (zw1f[:, None, None] - win).abs()).sum((1, 2))
 
 
-def rcnet_losses(out: RCNetOutput, tgt: RCNetTargets, weights: dict[str, float],
-                 voxel_seg_part_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+def rcnet_losses(
+    out: RCNetOutput, tgt: RCNetTargets, weights: dict[str, float], voxel_seg_part_weight: float = 1.0
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Returns (total (B,), {name: (B,)}) for the names of `LOSS_NAMES` with weight > 0.
 
     voxel_seg_part_weight: cross-entropy class weight of the 7 contact classes (background: 1)."""

@@ -31,8 +31,15 @@ from torch import Tensor
 from sahmr.body.parts import NUM_PARTS, PART_FLIP
 from sahmr.models.rcnet import RCNetConfig, RCNetOutput, project_to_uv01
 
-__all__ = ["GKERNEL_3X3", "RCNetTargets", "pelvis_targets", "label_points_by_part", "contact_heatmap_targets",
-           "build_rcnet_targets", "SCENE_CONTACT_DIST"]  # fmt: skip
+__all__ = [
+    "GKERNEL_3X3",
+    "RCNetTargets",
+    "pelvis_targets",
+    "label_points_by_part",
+    "contact_heatmap_targets",
+    "build_rcnet_targets",
+    "SCENE_CONTACT_DIST",
+]
 
 GKERNEL_3X3 = ((0.25, 0.5, 0.25), (0.5, 1.0, 0.5), (0.25, 0.5, 0.25))
 SCENE_CONTACT_DIST = 0.07  # spec §5.2 contact_thr_dist
@@ -42,26 +49,27 @@ def gkernel(device=None, dtype=torch.float32) -> Tensor:
     return torch.tensor(GKERNEL_3X3, device=device, dtype=dtype)
 
 
-def box_uv01(px: Tensor, bbx_lurb: Tensor, quirks: bool) -> Tensor:
+def box_uv01(px: Tensor, crop_box_xyxy: Tensor, quirks: bool) -> Tensor:
     """Full-image px (B, ..., 2) -> box-normalised; quirks: y divided by the box width too."""
-    w = bbx_lurb[:, 2] - bbx_lurb[:, 0]
-    h = w if quirks else bbx_lurb[:, 3] - bbx_lurb[:, 1]
+    w = crop_box_xyxy[:, 2] - crop_box_xyxy[:, 0]
+    h = w if quirks else crop_box_xyxy[:, 3] - crop_box_xyxy[:, 1]
     shape = (-1,) + (1,) * (px.ndim - 2)
-    return torch.stack([(px[..., 0] - bbx_lurb[:, 0].view(shape)) / w.view(shape),
-                        (px[..., 1] - bbx_lurb[:, 1].view(shape)) / h.view(shape)], -1)  # fmt: skip
+    return torch.stack(
+        [(px[..., 0] - crop_box_xyxy[:, 0].view(shape)) / w.view(shape), (px[..., 1] - crop_box_xyxy[:, 1].view(shape)) / h.view(shape)], -1
+    )
 
 
 @torch.no_grad()
-def pelvis_targets(pelvis_cam: Tensor, K: Tensor, bbx_lurb: Tensor, hm_size: int, quirks: bool = False):
+def pelvis_targets(pelvis_cam: Tensor, K: Tensor, crop_box_xyxy: Tensor, hm_size: int, quirks: bool = False):
     """GT pelvis heatmap and depth (spec §5.3 items 3-4).
 
-    pelvis_cam (B, 3); K (B, 3, 3); bbx_lurb (B, 4). Returns dict uv01 (B, 2), px (B, 2) int64 unclamped,
+    pelvis_cam (B, 3); K (B, 3, 3); crop_box_xyxy (B, 4). Returns dict uv01 (B, 2), px (B, 2) int64 unclamped,
     heatmap (B, 1, H, H), zw1f (B,).
     """
     b = pelvis_cam.shape[0]
     h = torch.einsum("bij,bj->bi", K, pelvis_cam)
     uv = h[:, :2] / h[:, 2:3]
-    uv01 = box_uv01(uv, bbx_lurb, quirks)
+    uv01 = box_uv01(uv, crop_box_xyxy, quirks)
     px = torch.round(uv01 * (hm_size - 1)).long()
     ctr = px.clamp(1, hm_size - 2)
     hm = pelvis_cam.new_zeros(b, hm_size, hm_size)
@@ -70,13 +78,12 @@ def pelvis_targets(pelvis_cam: Tensor, K: Tensor, bbx_lurb: Tensor, hm_size: int
     xs = (ctr[:, 0, None, None] + d[None, None, :]).expand(b, 3, 3)
     bi = torch.arange(b, device=pelvis_cam.device)[:, None, None].expand(b, 3, 3)
     hm[bi, ys, xs] = gkernel(pelvis_cam.device, pelvis_cam.dtype).expand(b, 3, 3)
-    zw1f = pelvis_cam[:, 2] * (bbx_lurb[:, 2] - bbx_lurb[:, 0]) / K[:, 0, 0]
+    zw1f = pelvis_cam[:, 2] * (crop_box_xyxy[:, 2] - crop_box_xyxy[:, 0]) / K[:, 0, 0]
     return {"uv01": uv01, "px": px, "heatmap": hm[:, None], "zw1f": zw1f}
 
 
 @torch.no_grad()
-def label_points_by_part(points: Tensor, batch: Tensor, verts: Tensor, vert_part: Tensor, max_dist: float,
-                         chunk_elems: int = 1 << 22) -> Tensor:  # fmt: skip
+def label_points_by_part(points: Tensor, batch: Tensor, verts: Tensor, vert_part: Tensor, max_dist: float, chunk_elems: int = 1 << 22) -> Tensor:
     """Part label of packed points from the nearest labelled vertex of the same sample.
 
     points (P, 3); batch (P,) int64; verts (B, V, 3); vert_part (B, V) int64 in 0..7 (0 = not labelled).
@@ -100,7 +107,7 @@ def label_points_by_part(points: Tensor, batch: Tensor, verts: Tensor, vert_part
     cand = ((points >= lo[batch]) & (points <= hi[batch])).all(1).nonzero().squeeze(1)
     step = max(1, chunk_elems // cmax)
     for s in range(0, cand.shape[0], step):  # chunks bound memory; not a per-sample loop
-        idx = cand[s:s + step]
+        idx = cand[s : s + step]
         b = batch[idx]
         d2 = ((points[idx, None, :] - pad_v[b]) ** 2).sum(-1)
         d2 = torch.where(valid[b], d2, inf)
@@ -111,8 +118,9 @@ def label_points_by_part(points: Tensor, batch: Tensor, verts: Tensor, vert_part
 
 
 @torch.no_grad()
-def contact_heatmap_targets(points_cam: Tensor, batch: Tensor, part: Tensor, K: Tensor, bbx_lurb: Tensor,
-                            hm_size: int, quirks: bool = False) -> Tensor:  # fmt: skip
+def contact_heatmap_targets(
+    points_cam: Tensor, batch: Tensor, part: Tensor, K: Tensor, crop_box_xyxy: Tensor, hm_size: int, quirks: bool = False
+) -> Tensor:
     """(B, 7, H, H) 2D part-contact heatmaps from labelled scene points (spec §5.3 item 7).
 
     points_cam (Q, 3), batch (Q,), part (Q,) int64 (0 = ignored)."""
@@ -121,10 +129,10 @@ def contact_heatmap_targets(points_cam: Tensor, batch: Tensor, part: Tensor, K: 
     sel = part > 0
     if bool(sel.any()):
         p, pb, pp = points_cam[sel], batch[sel], part[sel]
-        uv01 = project_to_uv01(p, pb, K, bbx_lurb)
+        uv01 = project_to_uv01(p, pb, K, crop_box_xyxy)
         if quirks:  # y divided by the box width
-            w = bbx_lurb[pb, 2] - bbx_lurb[pb, 0]
-            h = bbx_lurb[pb, 3] - bbx_lurb[pb, 1]
+            w = crop_box_xyxy[pb, 2] - crop_box_xyxy[pb, 0]
+            h = crop_box_xyxy[pb, 3] - crop_box_xyxy[pb, 1]
             uv01 = torch.stack([uv01[:, 0], uv01[:, 1] * h / w], 1)
         px = torch.round(uv01 * (hm_size - 1)).long()
         inside = ((px >= 0) & (px <= hm_size - 1)).all(1)
@@ -158,7 +166,7 @@ class RCNetTargets:
 @torch.no_grad()
 def build_rcnet_targets(batch: dict, out: RCNetOutput, cfg: RCNetConfig) -> RCNetTargets:
     """All RCNet targets for a `collate_human_scene` batch and the model's output (its voxels)."""
-    K, bbx = batch["K"].float(), batch["bbx_lurb"].float()
+    K, bbx = batch["K"].float(), batch["crop_box_xyxy"].float()
     pelvis = batch["pelvis_cam"].float()
     verts = batch["verts_cam"].float()
     vpart = batch["contact_part"].long()
@@ -169,5 +177,4 @@ def build_rcnet_targets(batch: dict, out: RCNetOutput, cfg: RCNetConfig) -> RCNe
     chm = contact_heatmap_targets(pts, pts_b, scene_part, K, bbx, hm_size, cfg.quirks)
     vlabel = label_points_by_part(out.voxel_centres_cam, out.voxel_batch, verts, vpart, cfg.voxel_label_dist)
     voff = pelvis[out.voxel_batch] - out.voxel_centres_cam
-    return RCNetTargets(pt["uv01"], pt["px"], pt["heatmap"], pt["zw1f"], pelvis, chm, flip_contact_heatmap(chm),
-                        vlabel, voff)  # fmt: skip
+    return RCNetTargets(pt["uv01"], pt["px"], pt["heatmap"], pt["zw1f"], pelvis, chm, flip_contact_heatmap(chm), vlabel, voff)

@@ -40,8 +40,9 @@ def _gt(batch: dict, out: SAHMROutput):
     return v, j, p
 
 
-def sahmr_losses(out: SAHMROutput, batch: dict, weights: dict[str, float] | None = None,
-                 corr_points_quirk: bool = True) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
+def sahmr_losses(
+    out: SAHMROutput, batch: dict, weights: dict[str, float] | None = None, corr_points_quirk: bool = True
+) -> tuple[Tensor, dict[str, Tensor]]:
     """(total (B,), {name: (B,)}) for the losses of the table above with a positive weight."""
     w = {k: float(v) for k, v in (weights or SAHMR_LOSS_WEIGHTS).items() if float(v) > 0}
     unknown = set(w) - set(SAHMR_LOSS_WEIGHTS)
@@ -49,8 +50,9 @@ def sahmr_losses(out: SAHMROutput, batch: dict, weights: dict[str, float] | None
         raise ValueError(f"unknown SAHMR loss names {sorted(unknown)}; expected {sorted(SAHMR_LOSS_WEIGHTS)}")
     gv, gj, gp = _gt(batch, out)
     if gv.shape != out.verts_cam.shape:
-        raise ValueError(f"batch verts_cam {tuple(gv.shape)} does not match the prediction {tuple(out.verts_cam.shape)} "
-                         "(same body model topology needed)")  # fmt: skip
+        raise ValueError(
+            f"batch verts_cam {tuple(gv.shape)} does not match the prediction {tuple(out.verts_cam.shape)} (same body model topology needed)"
+        )
     losses: dict[str, Tensor] = {}
     if "vertex" in w:
         losses["vertex"] = ((gv - gp[:, None]) - out.verts_root).abs().sum(-1).mean(-1)

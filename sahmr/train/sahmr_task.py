@@ -78,15 +78,19 @@ class Stage2Params:
 def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
     """Strictly load stage-1 RCNet weights from `path` (see the module docstring); clear errors."""
     if path is None or str(path) == "":
-        raise ValueError("rcnet_ckpt is required: train RCNet first (`sahmr train rcnet`, which writes "
-                         "runs/rcnet/final.ckpt) and pass its path as the task parameter rcnet_ckpt")  # fmt: skip
+        raise ValueError(
+            "rcnet_ckpt is required: train RCNet first (`sahmr train rcnet`, which writes "
+            "runs/rcnet/final.ckpt) and pass its path as the task parameter rcnet_ckpt"
+        )
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"RCNet checkpoint not found: {p} (task parameter rcnet_ckpt). Train RCNet first "
-                                "(`sahmr train rcnet`, output <out>/final.ckpt) or fix the path.")  # fmt: skip
+        raise FileNotFoundError(
+            f"RCNet checkpoint not found: {p} (task parameter rcnet_ckpt). Train RCNet first "
+            "(`sahmr train rcnet`, output <out>/final.ckpt) or fix the path."
+        )
     obj = _state_dict_of(p, "RCNet")
     if any(k.startswith("metro_enhanced.") for k in obj):  # a full SAHMR checkpoint: take its RCNet
-        obj = {k[len("rcnet."):]: v for k, v in obj.items() if k.startswith("rcnet.")}
+        obj = {k[len("rcnet.") :]: v for k, v in obj.items() if k.startswith("rcnet.")}
     own = rcnet.state_dict()
     sd = {}
     for k, v in obj.items():
@@ -98,9 +102,11 @@ def load_rcnet_checkpoint(rcnet: RCNet, path: str | Path | None) -> None:
     unexpected = [k for k in sd if k not in own]
     bad = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or bad:
-        raise ValueError(f"{p} does not fit RCNet preset {rcnet.cfg.name!r}: {len(missing)} missing {missing[:3]}, "
-                         f"{len(unexpected)} unexpected {unexpected[:3]}, {len(bad)} shape mismatches {bad[:3]}. "
-                         "Was it trained with another preset?")  # fmt: skip
+        raise ValueError(
+            f"{p} does not fit RCNet preset {rcnet.cfg.name!r}: {len(missing)} missing {missing[:3]}, "
+            f"{len(unexpected)} unexpected {unexpected[:3]}, {len(bad)} shape mismatches {bad[:3]}. "
+            "Was it trained with another preset?"
+        )
     rcnet.load_state_dict(sd, strict=True)
 
 
@@ -126,20 +132,24 @@ def load_mesh_init(mesh: nn.Module, path: str | Path) -> list[str]:
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"mesh-transformer init not found: {p} (task parameter init_mesh_ckpt); convert "
-                                "METRO's weights with `sahmr convert metro_3dpw_state_dict.bin --out DIR`")  # fmt: skip
+        raise FileNotFoundError(
+            f"mesh-transformer init not found: {p} (task parameter init_mesh_ckpt); convert "
+            "METRO's weights with `sahmr convert metro_3dpw_state_dict.bin --out DIR`"
+        )
     sd = _state_dict_of(p, "the mesh transformer")
     if any(k.startswith("metro_enhanced.") for k in sd):
-        sd = {k[len("metro_enhanced."):]: v for k, v in sd.items() if k.startswith("metro_enhanced.")}
+        sd = {k[len("metro_enhanced.") :]: v for k, v in sd.items() if k.startswith("metro_enhanced.")}
     own = mesh.state_dict()
     unexpected = [k for k in sd if k not in own]
     bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items() if k in own and v.shape != own[k].shape]
     missing = [k for k in own if k not in sd]
     not_new = [k for k in missing if not re.search(r"\.(linear_cp|loftr_layer)\.", k)]
     if unexpected or bad or not_new:
-        raise ValueError(f"{p} does not fit the mesh transformer of preset {mesh.cfg.name!r}: {len(unexpected)} unexpected "
-                         f"{unexpected[:3]}, {len(bad)} shape mismatches {bad[:2]}, {len(not_new)} missing outside the "
-                         f"contact branch {not_new[:3]}")  # fmt: skip
+        raise ValueError(
+            f"{p} does not fit the mesh transformer of preset {mesh.cfg.name!r}: {len(unexpected)} unexpected "
+            f"{unexpected[:3]}, {len(bad)} shape mismatches {bad[:2]}, {len(not_new)} missing outside the "
+            f"contact branch {not_new[:3]}"
+        )
     mesh.load_state_dict(sd, strict=False)
     return missing
 
@@ -148,11 +158,21 @@ class SAHMRTask:
     model_cls = SAHMR
     task_name = "sahmr"
 
-    def __init__(self, preset: str = "cpu", rcnet_ckpt: str | Path | None = None, body_model: str | Path = "sahmr-open",
-                 model: dict[str, Any] | None = None, rcnet: dict[str, Any] | None = None,
-                 loss_weights: dict[str, float] | None = None, corr_points_quirk: bool = True,
-                 pelvis_noise_thr: float = 0.5, pelvis_noise_std: float = 0.08, init_backbone: str = "rcnet",
-                 contact_sampling: str = "kit", init_mesh_ckpt: str | Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        preset: str = "cpu",
+        rcnet_ckpt: str | Path | None = None,
+        body_model: str | Path = "sahmr-open",
+        model: dict[str, Any] | None = None,
+        rcnet: dict[str, Any] | None = None,
+        loss_weights: dict[str, float] | None = None,
+        corr_points_quirk: bool = True,
+        pelvis_noise_thr: float = 0.5,
+        pelvis_noise_std: float = 0.08,
+        init_backbone: str = "rcnet",
+        contact_sampling: str = "kit",
+        init_mesh_ckpt: str | Path | None = None,
+    ):
         self.name = self.task_name
         # what built the task: recorded in train_config.json, so a resume with other task params is refused
         self.params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -173,8 +193,10 @@ class SAHMRTask:
         if init_backbone not in ("rcnet", "none"):
             raise ValueError(f"init_backbone: expected 'rcnet' or 'none', got {init_backbone!r}")
         if init_backbone == "rcnet" and self.mesh_cfg.backbone_weights is not None:
-            raise ValueError("model.backbone_weights is set and init_backbone is 'rcnet': the trunk would be "
-                             "overwritten by RCNet's. Set init_backbone: none to use the weights file.")  # fmt: skip
+            raise ValueError(
+                "model.backbone_weights is set and init_backbone is 'rcnet': the trunk would be "
+                "overwritten by RCNet's. Set init_backbone: none to use the weights file."
+            )
         self.init_backbone = init_backbone
         from sahmr.models.sahmr import CONTACT_SAMPLING_MODES
 
@@ -182,8 +204,10 @@ class SAHMRTask:
             raise ValueError(f"contact_sampling: expected one of {CONTACT_SAMPLING_MODES}, got {contact_sampling!r}")
         self.contact_sampling = contact_sampling
         if init_mesh_ckpt and init_backbone == "rcnet":
-            raise ValueError("init_mesh_ckpt is set and init_backbone is 'rcnet': the trunk would be overwritten by "
-                             "RCNet's. Set init_backbone: none to start from the init_mesh_ckpt weights.")  # fmt: skip
+            raise ValueError(
+                "init_mesh_ckpt is set and init_backbone is 'rcnet': the trunk would be overwritten by "
+                "RCNet's. Set init_backbone: none to start from the init_mesh_ckpt weights."
+            )
         self.init_mesh_ckpt = init_mesh_ckpt or None
 
     @classmethod
@@ -206,8 +230,7 @@ class SAHMRTask:
         if load_rcnet:
             load_rcnet_checkpoint(rcnet, self.rcnet_ckpt)
         body = BodyModel.load(self.body_model)
-        model = self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std,
-                               contact_sampling=self.contact_sampling)  # fmt: skip
+        model = self.model_cls(rcnet, self.mesh_cfg, body, self.pelvis_noise_thr, self.pelvis_noise_std, contact_sampling=self.contact_sampling)
         if load_rcnet and self.init_backbone == "rcnet":
             copy_trunk_weights(rcnet.root_net.hrnet, model.metro_enhanced.backbone)
         if load_rcnet and self.init_mesh_ckpt is not None:

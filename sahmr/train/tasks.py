@@ -24,8 +24,18 @@ from typing import Any
 
 from sahmr.config import load_params, load_section
 
-__all__ = ["register_task", "available_tasks", "get_task", "task_schema", "train_schema", "load_train_params",
-           "load_task", "load_trained", "Trained", "GLOBAL_KEYS"]  # fmt: skip
+__all__ = [
+    "register_task",
+    "available_tasks",
+    "get_task",
+    "task_schema",
+    "train_schema",
+    "load_train_params",
+    "load_task",
+    "load_trained",
+    "Trained",
+    "GLOBAL_KEYS",
+]
 
 GLOBAL_KEYS = ("seed", "preset")  # top-level params every task section inherits (when its schema has them)
 
@@ -110,8 +120,9 @@ def _copy_field(f: dataclasses.Field) -> dataclasses.Field:
     return dataclasses.field(default=f.default)
 
 
-def load_train_params(name: str, params: str | Path | Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any] = (),
-                      *, source: str | None = None) -> tuple[dict[str, Any], Any]:  # fmt: skip
+def load_train_params(
+    name: str, params: str | Path | Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any] = (), *, source: str | None = None
+) -> tuple[dict[str, Any], Any]:
     """``(loop fields, task params)`` of ``train_<name>``: the globals ``seed``/``preset`` <- the section <-
     `overrides`. The loop fields are a dict of `TrainConfig` keywords; the task params a `task_schema(name)`."""
     from sahmr.train.config import TrainConfig
@@ -130,9 +141,16 @@ def load_train_params(name: str, params: str | Path | Mapping[str, Any], overrid
     return loop, task_params
 
 
-def load_task(name: str, params: str | Path | Mapping[str, Any], overrides: Iterable[str] | Mapping[str, Any] = (), *,
-              data: str | Path | None = None, out: str | Path | None = None, resume: bool | None = None,
-              source: str | None = None) -> tuple[Any, Any]:  # fmt: skip
+def load_task(
+    name: str,
+    params: str | Path | Mapping[str, Any],
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    *,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    resume: bool | None = None,
+    source: str | None = None,
+) -> tuple[Any, Any]:
     """``(TrainConfig, task)`` for ``sahmr train <name>``: the section checked, `data`/`out` given or from it."""
     from sahmr.train.config import TrainConfig
 
@@ -160,8 +178,14 @@ class Trained:
     seed: int
 
 
-def load_trained(name: str, ckpt: str | Path, params: str | Path | Mapping[str, Any] = "params.yaml",
-                 overrides: Iterable[str] | Mapping[str, Any] = (), *, source: str | None = None) -> Trained:  # fmt: skip
+def load_trained(
+    name: str,
+    ckpt: str | Path,
+    params: str | Path | Mapping[str, Any] = "params.yaml",
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    *,
+    source: str | None = None,
+) -> Trained:
     """The stage-2 model of task `name` (sahmr / baseline) in eval mode, with `ckpt` loaded
     strictly (the loop's ``final.ckpt``, RCNet's weights included, or a converted release checkpoint).
 
@@ -171,8 +195,9 @@ def load_trained(name: str, ckpt: str | Path, params: str | Path | Mapping[str, 
     task = get_task(name, task_params)
     ckpt = Path(ckpt)
     if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}. Train it first (`sahmr train {name}`, or `make "
-                                f"repro`, which writes runs/{name}/final.ckpt)")  # fmt: skip
+        raise FileNotFoundError(
+            f"checkpoint not found: {ckpt}. Train it first (`sahmr train {name}`, or `make repro`, which writes runs/{name}/final.ckpt)"
+        )
     from sahmr.models.convert import load_converted
 
     model = task.build_model(load_rcnet=False)

@@ -11,8 +11,7 @@ from sahmr.viz.scene3d import contact_points, scene_figure
 CONTACT_THRESHOLD = 0.07
 
 
-def crop_overlay(ax, image: np.ndarray, K: np.ndarray, box_xyxy: np.ndarray, meshes: list[tuple[np.ndarray, str, str]],
-                 margin: float = 0.15):
+def crop_overlay(ax, image: np.ndarray, K: np.ndarray, box_xyxy: np.ndarray, meshes: list[tuple[np.ndarray, str, str]], margin: float = 0.15):
     """Show the square crop around ``box_xyxy`` with projected vertices of each (verts_cam, colour, label)."""
     x0, y0, x1, y1 = box_xyxy
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2 * (1 + margin)
@@ -39,22 +38,35 @@ def per_part_contact(pred_contact: np.ndarray, gt_contact: np.ndarray, part_ids:
         sel = part_ids == p
         tp = int((pred_contact & gt_contact & sel).sum())
         n_pred, n_gt = int((pred_contact & sel).sum()), int((gt_contact & sel).sum())
-        rows.append({"part": part_names[p], "gt": n_gt, "pred": n_pred, "tp": tp,
-                     "precision": tp / n_pred if n_pred else np.nan, "recall": tp / n_gt if n_gt else np.nan})
+        rows.append(
+            {
+                "part": part_names[p],
+                "gt": n_gt,
+                "pred": n_pred,
+                "tp": tp,
+                "precision": tp / n_pred if n_pred else np.nan,
+                "recall": tp / n_gt if n_gt else np.nan,
+            }
+        )
     return rows
 
 
-def frame_scene_figure(scene_points_world, faces, gt_world, pred_world, gt_contact, gt_part, pred_contact,
-                       gt_pelvis, pred_pelvis, radius: float = 2.5, title: str = ""):
+def frame_scene_figure(
+    scene_points_world, faces, gt_world, pred_world, gt_contact, gt_part, pred_contact, gt_pelvis, pred_pelvis, radius: float = 2.5, title: str = ""
+):
     """3D view around the person: scene points within ``radius`` of the GT pelvis, GT and predicted
     meshes, GT contacts (by part) and predicted contacts, pelvis markers — each toggleable."""
     near = np.linalg.norm(scene_points_world - gt_pelvis, axis=1) < radius
-    meshes = [{"verts": gt_world, "faces": faces, "name": "GT mesh", "color": "#2ca02c", "opacity": 0.45},
-              {"verts": pred_world, "faces": faces, "name": "predicted mesh", "color": "#d62728", "opacity": 0.45}]
-    pts = [contact_points(gt_world, gt_contact, gt_part, name="GT contact vertices"),
-           {"xyz": pred_world[pred_contact], "name": "predicted contact vertices", "color": "#000000", "size": 2},
-           {"xyz": gt_pelvis, "name": "GT pelvis", "color": "#2ca02c", "size": 7, "symbol": "diamond"},
-           {"xyz": pred_pelvis, "name": "predicted pelvis", "color": "#d62728", "size": 7, "symbol": "diamond"}]
+    meshes = [
+        {"verts": gt_world, "faces": faces, "name": "GT mesh", "color": "#2ca02c", "opacity": 0.45},
+        {"verts": pred_world, "faces": faces, "name": "predicted mesh", "color": "#d62728", "opacity": 0.45},
+    ]
+    pts = [
+        contact_points(gt_world, gt_contact, gt_part, name="GT contact vertices"),
+        {"xyz": pred_world[pred_contact], "name": "predicted contact vertices", "color": "#000000", "size": 2},
+        {"xyz": gt_pelvis, "name": "GT pelvis", "color": "#2ca02c", "size": 7, "symbol": "diamond"},
+        {"xyz": pred_pelvis, "name": "predicted pelvis", "color": "#d62728", "size": 7, "symbol": "diamond"},
+    ]
     return scene_figure(scene_points_world[near], meshes, pts, title=title)
 
 

@@ -29,8 +29,15 @@ def parse_parameters(items: list[str]) -> dict:
     return out
 
 
-def run_notebook(name: str, out_dir: str | Path, parameters: dict | None = None, html: bool = True,
-                 notebook_dir: str | Path = NOTEBOOK_DIR, cwd: str | Path | None = None, timeout_s: int = 1800) -> dict[str, Path]:
+def run_notebook(
+    name: str,
+    out_dir: str | Path,
+    parameters: dict | None = None,
+    html: bool = True,
+    notebook_dir: str | Path = NOTEBOOK_DIR,
+    cwd: str | Path | None = None,
+    timeout_s: int = 1800,
+) -> dict[str, Path]:
     """Run ``notebooks/<name>.py`` with ``parameters``; write ``<out_dir>/<name>.ipynb`` (+ ``.html``).
 
     Raises NotebookError naming the failing cell when the notebook fails (nothing is written then).
@@ -53,8 +60,15 @@ def run_notebook(name: str, out_dir: str | Path, parameters: dict | None = None,
         saved_backend = os.environ.get("MPLBACKEND")
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
         try:
-            pm.execute_notebook(str(tmp_in), str(tmp_out), parameters=parameters or {}, kernel_name="python3",
-                                cwd=str(cwd or Path.cwd()), progress_bar=False, execution_timeout=timeout_s)
+            pm.execute_notebook(
+                str(tmp_in),
+                str(tmp_out),
+                parameters=parameters or {},
+                kernel_name="python3",
+                cwd=str(cwd or Path.cwd()),
+                progress_bar=False,
+                execution_timeout=timeout_s,
+            )
         except pm.PapermillExecutionError as e:
             raise NotebookError(f"notebook {name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
         finally:

@@ -7,9 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-PAPER_COLUMNS = [("G-MPJPE", "g_mpjpe"), ("G-MPVE", "g_mpve"), ("MPJPE", "mpjpe"), ("MPVE", "mpve"),
-                 ("PA-MPJPE", "pa_mpjpe"), ("PenE", "pene"), ("ConFE", "confe"), ("Contact P", "contact_precision"),
-                 ("Contact R", "contact_recall"), ("Contact F1", "contact_f1"), ("PelvisE", "pelvis_error")]
+PAPER_COLUMNS = [
+    ("G-MPJPE", "g_mpjpe"),
+    ("G-MPVE", "g_mpve"),
+    ("MPJPE", "mpjpe"),
+    ("MPVE", "mpve"),
+    ("PA-MPJPE", "pa_mpjpe"),
+    ("PenE", "pene"),
+    ("ConFE", "confe"),
+    ("Contact P", "contact_precision"),
+    ("Contact R", "contact_recall"),
+    ("Contact F1", "contact_f1"),
+    ("PelvisE", "pelvis_error"),
+]
 
 
 def load_results(metrics_dir: str | Path, models: list[str] | None = None):
@@ -23,8 +33,9 @@ def load_results(metrics_dir: str | Path, models: list[str] | None = None):
     if models is None:
         models = sorted(p.stem for p in metrics_dir.glob("*.json") if (metrics_dir / f"{p.stem}_frames.csv").is_file())
     if not models:
-        raise FileNotFoundError(f"no <model>.json + <model>_frames.csv metrics in {metrics_dir}: run "
-                                f"`sahmr evaluate --out {metrics_dir}/<model>.json` (it writes both)")
+        raise FileNotFoundError(
+            f"no <model>.json + <model>_frames.csv metrics in {metrics_dir}: run `sahmr evaluate --out {metrics_dir}/<model>.json` (it writes both)"
+        )
     summaries, frames = {}, []
     for m in models:
         js, csv = metrics_dir / f"{m}.json", metrics_dir / f"{m}_frames.csv"
@@ -97,8 +108,9 @@ def training_curves(dvclive_dirs: dict):
     series = {}
     for name, d in dvclive_dirs.items():
         if not any(Path(d, "plots", "metrics").rglob("*.tsv")):
-            raise FileNotFoundError(f"training run {name!r}: no DVCLive metrics under {Path(d, 'plots', 'metrics')} "
-                                    "(train it first, or drop it from training_dirs)")  # fmt: skip
+            raise FileNotFoundError(
+                f"training run {name!r}: no DVCLive metrics under {Path(d, 'plots', 'metrics')} (train it first, or drop it from training_dirs)"
+            )
         for tsv in sorted(Path(d, "plots", "metrics").rglob("*.tsv")):
             df = pd.read_csv(tsv, sep="\t")
             key = str(tsv.relative_to(Path(d, "plots", "metrics")).with_suffix(""))
@@ -115,7 +127,7 @@ def training_curves(dvclive_dirs: dict):
             ax.plot(df["step"], df["value"], marker="o", ms=3, label=name)  # markers: a 1-epoch run is one point
         ax.set_title(k, fontsize=9)
         ax.legend(fontsize=7)
-    for ax in axes.ravel()[len(keys):]:
+    for ax in axes.ravel()[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig

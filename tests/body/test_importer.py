@@ -32,8 +32,12 @@ def official_pkl(open_model_path, tmp_path_factory):
 
 def _random_inputs(B, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return dict(betas=torch.randn(B, 10, generator=g), body_pose=0.3 * torch.randn(B, 69, generator=g),
-                global_orient=0.5 * torch.randn(B, 3, generator=g), transl=torch.randn(B, 3, generator=g))
+    return dict(
+        betas=torch.randn(B, 10, generator=g),
+        body_pose=0.3 * torch.randn(B, 69, generator=g),
+        global_orient=0.5 * torch.randn(B, 3, generator=g),
+        transl=torch.randn(B, 3, generator=g),
+    )
 
 
 def test_import_round_trip_poses_identically(official_pkl, open_model, tmp_path):
@@ -112,8 +116,12 @@ def test_import_smplh_poses_like_smpl_and_moves_fingers(open_model_path, open_mo
     x = _random_inputs(2, seed=1)
     with torch.no_grad():
         a = smplh(betas=x["betas"], body_pose=x["body_pose"][:, :63], global_orient=x["global_orient"], transl=x["transl"])
-        b = open_model(betas=x["betas"], body_pose=torch.cat([x["body_pose"][:, :63], torch.zeros(2, 6)], 1),
-                       global_orient=x["global_orient"], transl=x["transl"])  # fmt: skip
+        b = open_model(
+            betas=x["betas"],
+            body_pose=torch.cat([x["body_pose"][:, :63], torch.zeros(2, 6)], 1),
+            global_orient=x["global_orient"],
+            transl=x["transl"],
+        )
     torch.testing.assert_close(a.verts, b.verts, atol=1e-5, rtol=0)
     torch.testing.assert_close(a.joints[:, :22], b.joints[:, :22], atol=1e-5, rtol=0)
     # A left-hand pose moves left-hand vertices only.

@@ -9,8 +9,12 @@ from tests.helpers.reference_camera import crop_image
 
 
 def _boxes(rng, W, H, n):
-    out = [np.array([-30.0, -20.0, W + 25.0, H + 40.0]), np.array([0.0, 0.0, W - 1.0, H - 1.0]),
-           np.array([W - 5.5, H - 7.25, W + 60.0, H + 58.0]), np.array([3.3, 4.1, 9.9, 10.7])]  # fmt: skip
+    out = [
+        np.array([-30.0, -20.0, W + 25.0, H + 40.0]),
+        np.array([0.0, 0.0, W - 1.0, H - 1.0]),
+        np.array([W - 5.5, H - 7.25, W + 60.0, H + 58.0]),
+        np.array([3.3, 4.1, 9.9, 10.7]),
+    ]
     for _ in range(n):
         c = rng.uniform([-20, -20], [W + 20, H + 20])
         side = rng.uniform(5, 1.5 * max(W, H))

@@ -40,11 +40,11 @@ def test_item_geometry_matches_the_arrays(root):
         assert it["contact_part"].dtype == torch.int64
         np.testing.assert_array_equal(it["contact_part"].numpy(), src["contact_part"][i])
         # projected GT vertices land inside the square crop box
-        box = it["bbx_lurb"].numpy().astype(np.float64)
+        box = it["crop_box_xyxy"].numpy().astype(np.float64)
         assert np.isclose(box[2] - box[0], box[3] - box[1], rtol=1e-5)
         uv = project(it["verts_cam"].numpy().astype(np.float64), K)
         assert (uv >= box[:2] - 1e-3).all() and (uv <= box[2:] + 1e-3).all()
-        side = (box[2] - box[0]) / np.max(src["bbox_xyxy"][i][2:] - src["bbox_xyxy"][i][:2])
+        side = (box[2] - box[0]) / np.max(src["person_box_xyxy"][i][2:] - src["person_box_xyxy"][i][:2])
         assert 1.15 - 1e-4 <= side <= 1.55 + 1e-4
         # the crop is the box of the full image
         full = open_dataset(root).image("train", i)
@@ -64,10 +64,10 @@ def test_eval_crop_is_unjittered_1_15_box(root):
     ds = HumanSceneDataset(root, "val", S, train_augment=False)
     src = open_dataset(root).split("val")
     for i in range(len(ds)):
-        np.testing.assert_allclose(ds[i]["bbx_lurb"].numpy(), square_crop_box(src["bbox_xyxy"][i]), rtol=1e-6)
+        np.testing.assert_allclose(ds[i]["crop_box_xyxy"].numpy(), square_crop_box(src["person_box_xyxy"][i]), rtol=1e-6)
     ds.set_epoch(5)  # eval items do not depend on the epoch
     a, b = ds[0], HumanSceneDataset(root, "val", S, train_augment=False)[0]
-    assert torch.equal(a["image"], b["image"]) and torch.equal(a["bbx_lurb"], b["bbx_lurb"])
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["crop_box_xyxy"], b["crop_box_xyxy"])
 
 
 def test_determinism_seed_epoch(root):
@@ -80,12 +80,12 @@ def test_determinism_seed_epoch(root):
             if isinstance(x[k], torch.Tensor):
                 assert torch.equal(x[k], y[k]), k
         assert x["meta"] == y["meta"]
-        assert not torch.equal(x["bbx_lurb"], c[i]["bbx_lurb"])
-    box0 = a[0]["bbx_lurb"].clone()
+        assert not torch.equal(x["crop_box_xyxy"], c[i]["crop_box_xyxy"])
+    box0 = a[0]["crop_box_xyxy"].clone()
     a.set_epoch(1)
-    assert a.epoch == 1 and not torch.equal(a[0]["bbx_lurb"], box0)
+    assert a.epoch == 1 and not torch.equal(a[0]["crop_box_xyxy"], box0)
     a.set_epoch(0)
-    assert torch.equal(a[0]["bbx_lurb"], box0)
+    assert torch.equal(a[0]["crop_box_xyxy"], box0)
 
 
 def test_max_scene_points_subsamples_deterministically(root):
@@ -132,30 +132,32 @@ def test_crop_box_override_in_eval(tmp_path):
     w.write_split("test", arrays)
     w.finalize()
     ds = HumanSceneDataset(root, "test", S)
-    np.testing.assert_array_equal(ds[0]["bbx_lurb"].numpy(), [10, 5, 90, 85])
-    np.testing.assert_allclose(ds[1]["bbx_lurb"].numpy(), square_crop_box(arrays["bbox_xyxy"][1]), rtol=1e-5)
+    np.testing.assert_array_equal(ds[0]["crop_box_xyxy"].numpy(), [10, 5, 90, 85])
+    np.testing.assert_allclose(ds[1]["crop_box_xyxy"].numpy(), square_crop_box(arrays["person_box_xyxy"][1]), rtol=1e-5)
     # training ignores it (augmented crops around the person box)
     tr = HumanSceneDataset(root, "test", S, train_augment=True)
-    assert not np.allclose(tr[0]["bbx_lurb"].numpy(), [10, 5, 90, 85])
+    assert not np.allclose(tr[0]["crop_box_xyxy"].numpy(), [10, 5, 90, 85])
 
 
 def test_dataloader_workers_match_and_follow_set_epoch(root):
     ds = HumanSceneDataset(root, "train", S, train_augment=True, seed=7)
-    loader = DataLoader(ds, batch_size=4, shuffle=False, num_workers=2, persistent_workers=True,
-                        collate_fn=collate_human_scene, worker_init_fn=worker_init_fn)  # fmt: skip
+    loader = DataLoader(
+        ds, batch_size=4, shuffle=False, num_workers=2, persistent_workers=True, collate_fn=collate_human_scene, worker_init_fn=worker_init_fn
+    )
     for epoch in (0, 1):
         ds.set_epoch(epoch)
-        boxes = torch.cat([b["bbx_lurb"] for b in loader])
+        boxes = torch.cat([b["crop_box_xyxy"] for b in loader])
         ref = HumanSceneDataset(root, "train", S, train_augment=True, seed=7)
         ref.set_epoch(epoch)
-        assert torch.equal(boxes, torch.stack([ref[i]["bbx_lurb"] for i in range(len(ref))]))
+        assert torch.equal(boxes, torch.stack([ref[i]["crop_box_xyxy"] for i in range(len(ref))]))
 
 
 def test_epoch_sampler_keys_are_worker_independent(root):
     ds = HumanSceneDataset(root, "train", S, train_augment=True, seed=11)
     sampler = EpochSampler(len(ds), shuffle=True, seed=5)
-    loader = DataLoader(ds, batch_size=3, sampler=sampler, num_workers=2, persistent_workers=True,
-                        collate_fn=collate_human_scene, worker_init_fn=worker_init_fn)  # fmt: skip
+    loader = DataLoader(
+        ds, batch_size=3, sampler=sampler, num_workers=2, persistent_workers=True, collate_fn=collate_human_scene, worker_init_fn=worker_init_fn
+    )
     seen = {}
     for epoch in (0, 1):
         sampler.set_epoch(epoch)
@@ -164,11 +166,11 @@ def test_epoch_sampler_keys_are_worker_independent(root):
         batches = list(loader)
         idx = torch.cat([b["index"] for b in batches]).tolist()
         assert idx == [i for _, i in keys]  # the sampler's order
-        boxes = torch.cat([b["bbx_lurb"] for b in batches])
-        ref = torch.stack([ds[(epoch, i)]["bbx_lurb"] for i in idx])
+        boxes = torch.cat([b["crop_box_xyxy"] for b in batches])
+        ref = torch.stack([ds[(epoch, i)]["crop_box_xyxy"] for i in idx])
         assert torch.equal(boxes, ref)
         ds.set_epoch(epoch)
-        assert torch.equal(ref, torch.stack([ds[i]["bbx_lurb"] for i in idx]))  # same draw as set_epoch + int index
+        assert torch.equal(ref, torch.stack([ds[i]["crop_box_xyxy"] for i in idx]))  # same draw as set_epoch + int index
         seen[epoch] = idx
     assert seen[0] != seen[1]
     assert list(EpochSampler(4, shuffle=False)) == [(0, 0), (0, 1), (0, 2), (0, 3)]
@@ -181,4 +183,3 @@ def test_bad_arguments(root):
         HumanSceneDataset(root, "train", S, seed=-1)
     with pytest.raises(IndexError):
         HumanSceneDataset(root, "train", S)[100]
-

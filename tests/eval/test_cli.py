@@ -20,12 +20,26 @@ def test_shifted_gt_gives_exact_numbers(tiny_synth, open_model_path, tmp_path, c
     root, _ = tiny_synth
     arr = open_dataset(root).split("test")
     verts_cam = _gt_cam(arr) + np.array([0.0, 0.0, 0.1])  # 10 cm further from the camera
-    pred = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=verts_cam.shape[1],
-                       verts_cam=verts_cam.astype(np.float32))
+    pred = Predictions(
+        frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=verts_cam.shape[1], verts_cam=verts_cam.astype(np.float32)
+    )
     write_predictions(tmp_path / "pred.npz", pred)
     out = tmp_path / "metrics" / "shifted.json"
-    rc = main(["evaluate", "--pred", str(tmp_path / "pred.npz"), "--data", str(root), "--split", "test",
-               "--out", str(out), "--body-model", str(open_model_path)])
+    rc = main(
+        [
+            "evaluate",
+            "--pred",
+            str(tmp_path / "pred.npz"),
+            "--data",
+            str(root),
+            "--split",
+            "test",
+            "--out",
+            str(out),
+            "--body-model",
+            str(open_model_path),
+        ]
+    )
     assert rc == 0
     s = json.loads(out.read_text())
     assert s["n_frames"] == arr.n_frames
@@ -41,12 +55,26 @@ def test_missing_frames_fail_and_write_nothing(tiny_synth, open_model_path, tmp_
     root, _ = tiny_synth
     arr = open_dataset(root).split("test")
     verts_cam = _gt_cam(arr)[1:]
-    pred = Predictions(frame_ids=np.asarray(arr["frame_id"])[1:], body_model="sahmr-open", num_vertices=verts_cam.shape[1],
-                       verts_cam=verts_cam.astype(np.float32))
+    pred = Predictions(
+        frame_ids=np.asarray(arr["frame_id"])[1:], body_model="sahmr-open", num_vertices=verts_cam.shape[1], verts_cam=verts_cam.astype(np.float32)
+    )
     write_predictions(tmp_path / "pred.npz", pred)
     out = tmp_path / "m.json"
-    rc = main(["evaluate", "--pred", str(tmp_path / "pred.npz"), "--data", str(root), "--split", "test", "--out", str(out),
-               "--body-model", str(open_model_path)])
+    rc = main(
+        [
+            "evaluate",
+            "--pred",
+            str(tmp_path / "pred.npz"),
+            "--data",
+            str(root),
+            "--split",
+            "test",
+            "--out",
+            str(out),
+            "--body-model",
+            str(open_model_path),
+        ]
+    )
     assert rc == 2 and not out.exists() and not (tmp_path / "m_frames.csv").exists()
 
 
@@ -56,12 +84,26 @@ def test_other_body_topology_fails_and_writes_nothing(tiny_synth, open_model_pat
     root, _ = tiny_synth
     arr = open_dataset(root).split("test")
     verts_cam = _gt_cam(arr)
-    pred = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model=other, num_vertices=verts_cam.shape[1],
-                       verts_cam=verts_cam.astype(np.float32))
+    pred = Predictions(
+        frame_ids=np.asarray(arr["frame_id"]), body_model=other, num_vertices=verts_cam.shape[1], verts_cam=verts_cam.astype(np.float32)
+    )
     write_predictions(tmp_path / "pred.npz", pred)
     out = tmp_path / "m.json"
-    rc = main(["evaluate", "--pred", str(tmp_path / "pred.npz"), "--data", str(root), "--split", "test", "--out", str(out),
-               "--body-model", str(open_model_path)])
+    rc = main(
+        [
+            "evaluate",
+            "--pred",
+            str(tmp_path / "pred.npz"),
+            "--data",
+            str(root),
+            "--split",
+            "test",
+            "--out",
+            str(out),
+            "--body-model",
+            str(open_model_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "topology" in err and other in err
     assert not out.exists() and not (tmp_path / "m_frames.csv").exists()

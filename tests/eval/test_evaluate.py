@@ -184,11 +184,17 @@ def test_table_equals_direct_metric_calls_and_camera_input_agrees():
     sdf = np.stack([query_sdf(gt["sdf_grids"][s], v) for s, v in zip(gt["scene_ids"], pw)])
     c = gt["gt_contact"]
     expected = {
-        "g_mpjpe": M.g_mpjpe(pj, gj), "g_mpve": M.g_mpve(pw, gw), "mpjpe": M.mpjpe(pj, gj, pp, gp),
-        "mpve": M.mpve(pw, gw, pp, gp), "pa_mpjpe": M.pa_mpjpe(pj, gj), "pelvis_error": M.pelvis_error(pp, gp),
-        "c_hscp_l2": M.c_hscp_l2(pw, gw, pp, gp, c), "pene": M.pene(sdf), "confe": M.confe(sdf, c),
+        "g_mpjpe": M.g_mpjpe(pj, gj),
+        "g_mpve": M.g_mpve(pw, gw),
+        "mpjpe": M.mpjpe(pj, gj, pp, gp),
+        "mpve": M.mpve(pw, gw, pp, gp),
+        "pa_mpjpe": M.pa_mpjpe(pj, gj),
+        "pelvis_error": M.pelvis_error(pp, gp),
+        "c_hscp_l2": M.c_hscp_l2(pw, gw, pp, gp, c),
+        "pene": M.pene(sdf),
+        "confe": M.confe(sdf, c),
         "contact_f1": M.contact_precision_recall_f1(sdf, c)[2],
-    }  # fmt: skip
+    }
     for key, value in expected.items():
         np.testing.assert_allclose(table[key], value, rtol=0, atol=1e-9, err_msg=key)
         assert summary[key] == pytest.approx(float(np.mean(value)), abs=1e-9)
@@ -197,8 +203,9 @@ def test_table_equals_direct_metric_calls_and_camera_input_agrees():
     # the same meshes given in the camera frame (plus pelvis predictions) evaluate identically
     T = gt["T_world_to_cam"]
     pel_cam = to_cam(T, pp[:, None].astype(np.float32))[:, 0]
-    cam = Predictions(frame_ids=gt["gt_frame_ids"], body_model="m", num_vertices=V, verts_cam=to_cam(T, pred_w),
-                      pelvis_refined_cam=pel_cam, contact_vertex=c.copy())  # fmt: skip
+    cam = Predictions(
+        frame_ids=gt["gt_frame_ids"], body_model="m", num_vertices=V, verts_cam=to_cam(T, pred_w), pelvis_refined_cam=pel_cam, contact_vertex=c.copy()
+    )
     table_cam, _ = evaluate_arrays(cam, **gt)
     for key in expected:
         np.testing.assert_allclose(table_cam[key], table[key], rtol=0, atol=1e-3, err_msg=key)

@@ -34,10 +34,14 @@ class PelvisTask:
     def build_model(self) -> nn.Module:
         w = self.width
         net = nn.Sequential(
-            nn.Conv2d(3, w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, 3),
-        )  # fmt: skip
+            nn.Conv2d(3, w, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(2 * w, 3),
+        )
         with torch.no_grad():  # start near a typical pelvis (4 m ahead) so a few epochs show real progress
             net[-1].bias.copy_(torch.tensor([0.0, 0.0, 4.0]))
         return net

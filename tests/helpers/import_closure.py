@@ -22,8 +22,16 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = [
-    "LOCAL_PACKAGES", "PARTIAL_FUNCTIONS", "CLI_FILE", "module_file", "imports_of", "closure", "verb_modules",
-    "stage_entry_files", "notebook_file", "package_dep",
+    "LOCAL_PACKAGES",
+    "PARTIAL_FUNCTIONS",
+    "CLI_FILE",
+    "module_file",
+    "imports_of",
+    "closure",
+    "verb_modules",
+    "stage_entry_files",
+    "notebook_file",
+    "package_dep",
 ]
 
 LOCAL_PACKAGES = ("sahmr",)
@@ -138,8 +146,12 @@ def _imports_of(path: Path, root: Path, skip_functions: tuple[str, ...], _mtime:
         elif isinstance(node, ast.Call):
             func = node.func
             fname = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-            if fname in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant) \
-                    and isinstance(node.args[0].value, str):
+            if (
+                fname in ("import_module", "__import__")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 names.add(node.args[0].value)
 
     out: set[str] = set()
@@ -195,8 +207,13 @@ def _top_level_verbs(module: str, func: str, root: Path) -> list[str]:
     param = _sub_action_param(fns[0])
     verbs = []
     for node in ast.walk(fns[0]):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_parser" \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == param:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_parser"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == param
+        ):
             if not (node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 raise ValueError(f"{f.relative_to(root)}:{node.lineno}: add_parser without a literal verb name")
             verbs.append(node.args[0].value)
@@ -219,9 +236,13 @@ def _verb_modules_cached(root: Path) -> tuple[tuple[str, str], ...]:
         elif isinstance(node, ast.Import):
             for a in node.names:
                 aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id in aliases \
-                and node.func.attr.startswith("register"):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in aliases
+            and node.func.attr.startswith("register")
+        ):
             calls.append((node.func.value.id, node.func.attr))
     table: dict[str, str] = {}
     for alias, func in calls:
@@ -329,12 +350,12 @@ def stage_entry_files(cmd: str, root, wdir=None) -> list[Path]:
                 raise ValueError(f"`sahmr {verb}`: not a verb registered in {CLI_FILE} (known: {sorted(table)})")
             add(module_file(table[verb], root))
             if verb == "report":
-                nb = notebook_file(_report_notebook(args[args.index(verb) + 1:]), root)
+                nb = notebook_file(_report_notebook(args[args.index(verb) + 1 :]), root)
                 if not nb.is_file():
                     raise ValueError(f"`sahmr report`: notebook {nb.relative_to(root)} not found")
                 add(nb)
         elif prog.endswith(".py"):
-            script = (wdir / prog)
+            script = wdir / prog
             if not script.is_file():
                 raise ValueError(f"script {prog} not found (from {wdir})")
             add(script)

@@ -46,10 +46,7 @@ def _fake_chumpy():
 
 def chumpy_pickle_bytes(d: dict) -> bytes:
     """Pickle ``d`` with float arrays wrapped as chumpy objects (sparse and int arrays left plain)."""
-    wrapped = {
-        k: Ch(v) if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not scipy.sparse.issparse(v) else v
-        for k, v in d.items()
-    }
+    wrapped = {k: Ch(v) if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not scipy.sparse.issparse(v) else v for k, v in d.items()}
     with _fake_chumpy():
         return pickle.dumps(wrapped, protocol=2)
 
@@ -111,6 +108,7 @@ def graphcmr_lists(verts, faces, levels):
     A: symmetric 0/1 adjacency (V_i, V_i) csr; U: (V_{i-1}, V_i) csr; D: (V_i, V_{i-1}) coo selection;
     F: int32 faces; M: MyMesh(v, f) per level.
     """
+
     def adjacency(f, n):
         e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
         e = np.concatenate([e, e[:, ::-1]])
@@ -235,7 +233,15 @@ def official_smplh_dict(arrays: dict) -> dict:
             kt[0, j0], kt[0, j0 + 1], kt[0, j0 + 2] = wrist, j0, j0 + 1
             Jh[j0 : j0 + 3] = J[smpl_hand]
         w[:, base] = W[:, smpl_hand]
-    d.update(kintree_table=kt, weights=w, J_regressor=scipy.sparse.csc_matrix(Jh), J=Jh @ d["v_template"],
-             posedirs=np.zeros((V, 3, 51 * 9)), hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
-             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45))  # fmt: skip
+    d.update(
+        kintree_table=kt,
+        weights=w,
+        J_regressor=scipy.sparse.csc_matrix(Jh),
+        J=Jh @ d["v_template"],
+        posedirs=np.zeros((V, 3, 51 * 9)),
+        hands_componentsl=np.eye(45),
+        hands_componentsr=np.eye(45),
+        hands_meanl=np.zeros(45),
+        hands_meanr=np.zeros(45),
+    )
     return d

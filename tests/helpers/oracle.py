@@ -44,8 +44,12 @@ def original_checkpoint(seed: int = 0) -> dict:
 
 def oracle_topology(inputs) -> MeshTopology:
     """The original's template tokens and coarse part ids, as saved by the oracle run."""
-    return MeshTopology((6890, 1723, 431), torch.as_tensor(inputs["init_joints14"][0]),
-                        torch.as_tensor(inputs["init_verts431"][0]), torch.as_tensor(inputs["verts431_pids"]))  # fmt: skip
+    return MeshTopology(
+        (6890, 1723, 431),
+        torch.as_tensor(inputs["init_joints14"][0]),
+        torch.as_tensor(inputs["init_verts431"][0]),
+        torch.as_tensor(inputs["verts431_pids"]),
+    )
 
 
 def build_parity_model(state_dict: dict, inputs, rounding: str = "trunc") -> SAHMR:
@@ -59,7 +63,7 @@ def build_parity_model(state_dict: dict, inputs, rounding: str = "trunc") -> SAH
 
 
 def oracle_batch(inputs, device="cpu") -> tuple[torch.Tensor, ...]:
-    """(image (2, 3, 224, 224) in [0, 1], K (2, 3, 3), bbx_lurb (2, 4), points (P, 3), points_batch (P,))."""
+    """(image (2, 3, 224, 224) in [0, 1], K (2, 3, 3), crop_box_xyxy (2, 4), points (P, 3), points_batch (P,))."""
     img = torch.as_tensor(inputs["image_uint8"]).float() / 255.0
     pts = [torch.as_tensor(inputs[f"c_pcFst_all_{b}"]) for b in range(2)]
     P = torch.cat(pts)

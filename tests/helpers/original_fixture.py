@@ -300,9 +300,7 @@ def _deftrafo_matrix(seed: int) -> scipy.sparse.csr_matrix:
     rows.append(extra)
     cols.append(rng.integers(m, N_DEFTRAFO_COLS, len(extra)))
     vals.append(rng.uniform(0.05, 0.5, len(extra)))
-    mtx = scipy.sparse.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, N_DEFTRAFO_COLS)
-    ).tocsr()
+    mtx = scipy.sparse.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, N_DEFTRAFO_COLS)).tocsr()
     mtx.sort_indices()
     return mtx
 
@@ -493,12 +491,18 @@ def _write_opencv_xml(path: Path, T34, K, dist) -> None:
         rows, cols = (1, a.size) if a.ndim == 1 else a.shape
         vals = [_fmt32(v) for v in a.ravel()]
         lines = "\n    ".join(" ".join(vals[i : i + 4]) for i in range(0, len(vals), 4))
-        return (f'<{name} type_id="opencv-matrix">\n  <rows>{rows}</rows>\n  <cols>{cols}</cols>\n'
-                f"  <dt>f</dt>\n  <data>\n    {lines}</data></{name}>\n")  # fmt: skip
+        return (
+            f'<{name} type_id="opencv-matrix">\n  <rows>{rows}</rows>\n  <cols>{cols}</cols>\n  <dt>f</dt>\n  <data>\n    {lines}</data></{name}>\n'
+        )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('<?xml version="1.0"?>\n<opencv_storage>\n' + node("CameraMatrix", T34)
-                    + node("Intrinsics", K) + node("Distortion", dist) + "</opencv_storage>\n")  # fmt: skip
+    path.write_text(
+        '<?xml version="1.0"?>\n<opencv_storage>\n'
+        + node("CameraMatrix", T34)
+        + node("Intrinsics", K)
+        + node("Distortion", dist)
+        + "</opencv_storage>\n"
+    )
 
 
 def _write_smplh_models(models_dir: Path, smplh_arrays: dict):
@@ -522,27 +526,21 @@ def _write_smplh_models(models_dir: Path, smplh_arrays: dict):
 
 # cam_key -> (cap_name, cam_id, eye, fx, fy, cx, cy, distortion, portrait)
 _RICH_CAMERAS = {
-    "ParkingLot2_3": ("ParkingLot2", 3, (3.1, -2.6, 1.45), 4480.5, 4478.25, 2061.375, 1498.625,
-                      (-0.0421, 0.0837, 3.1e-4, -2.2e-4, -0.0113), False),
-    "Gym_1": ("Gym", 1, (-2.9, -2.7, 1.6), 4921.25, 4919.5, 2049.75, 1509.125,
-              (-0.0512, 0.1021, -1.4e-4, 4.7e-4, 0.0), False),
-    "Gym_7": ("Gym", 7, (1.05, 4.05, 1.25), 4710.0, 4712.75, 2058.5, 1501.25,
-              (-0.0377, 0.0652, 2.5e-4, 1.9e-4, -0.0081), False),
-    "Pavallion_3": ("Pavallion", 3, (-3.9, 1.1, 1.5), 4385.75, 4383.0, 1507.5, 2049.75,
-                    (-0.0465, 0.0904, -3.3e-4, -1.1e-4, 0.0042), True),
-    "LectureHall_0": ("LectureHall", 0, (0.55, -4.55, 1.85), 4590.25, 4588.5, 2052.0, 1497.75,
-                      (-0.0398, 0.0711, 1.2e-4, 3.6e-4, -0.0027), False),
-}  # fmt: skip
+    "ParkingLot2_3": ("ParkingLot2", 3, (3.1, -2.6, 1.45), 4480.5, 4478.25, 2061.375, 1498.625, (-0.0421, 0.0837, 3.1e-4, -2.2e-4, -0.0113), False),
+    "Gym_1": ("Gym", 1, (-2.9, -2.7, 1.6), 4921.25, 4919.5, 2049.75, 1509.125, (-0.0512, 0.1021, -1.4e-4, 4.7e-4, 0.0), False),
+    "Gym_7": ("Gym", 7, (1.05, 4.05, 1.25), 4710.0, 4712.75, 2058.5, 1501.25, (-0.0377, 0.0652, 2.5e-4, 1.9e-4, -0.0081), False),
+    "Pavallion_3": ("Pavallion", 3, (-3.9, 1.1, 1.5), 4385.75, 4383.0, 1507.5, 2049.75, (-0.0465, 0.0904, -3.3e-4, -1.1e-4, 0.0042), True),
+    "LectureHall_0": ("LectureHall", 0, (0.55, -4.55, 1.85), 4590.25, 4588.5, 2052.0, 1497.75, (-0.0398, 0.0711, 1.2e-4, 3.6e-4, -0.0027), False),
+}
 
 # (cap, voxel file stem, scene_key, points dtype, pitch, offset)
 _RICH_SCENES = (
     ("ParkingLot2", "scan_camcoord_world", "ParkingLot2_scan_camcoord", np.float32, [0.05, 0.05, 0.05], (0.0, 0.0, 0.0)),
     ("Gym", "scan_camcoord_world", "Gym_scan_camcoord", np.float64, [0.05], (0.1, -0.2, 0.0)),
     ("Gym", "scan_table_camcoord_v2_world", "Gym_scan_table_camcoord", np.float32, [0.05], (-0.3, 0.2, 0.0)),
-    ("LectureHall", "scan_chair_scene_camcoord_world", "LectureHall_scan_chair_scene_camcoord", np.float64,
-     [0.05, 0.05, 0.05], (0.0, 0.35, 0.0)),
+    ("LectureHall", "scan_chair_scene_camcoord_world", "LectureHall_scan_chair_scene_camcoord", np.float64, [0.05, 0.05, 0.05], (0.0, 0.35, 0.0)),
     ("Pavallion", "scan_camcoord_world", "Pavallion_scan_camcoord", np.float32, [0.05, 0.05, 0.05], (0.0, 0.0, 0.0)),
-)  # fmt: skip
+)
 
 # sdf key -> (min, max, dim, storage, dtype); min/max float32-exact
 _RICH_SDFS = {
@@ -554,54 +552,228 @@ _RICH_SDFS = {
 
 # test frames in FILE order (not sorted): (scene, subject, task, cam_id, frame, scan, gender, ply fmt, dtype, centre, yaw)
 _RICH_TEST = (
-    ("ParkingLot2", "017", "yoga1", 3, "00660", "scan_camcoord", "male", "binary_little_endian", "float32",
-     (0.15, -0.1, 0.0), 0.4),
+    ("ParkingLot2", "017", "yoga1", 3, "00660", "scan_camcoord", "male", "binary_little_endian", "float32", (0.15, -0.1, 0.0), 0.4),
     ("Gym", "013", "pushup1", 7, "00150", "scan_table_camcoord", "female", "ascii", "float32", (-0.1, 0.2, 0.0), 1.9),
-    ("LectureHall", "021", "sidebalancerun1", 0, "00300", "scan_chair_scene_camcoord", "female",
-     "binary_little_endian", "float64", (0.05, 0.1, 0.0), -0.7),
-    ("Gym", "010", "lunge2", 1, "00090", "scan_camcoord", "male", "binary_little_endian", "float32",
-     (0.2, 0.0, 0.0), 2.8),
-)  # fmt: skip
+    (
+        "LectureHall",
+        "021",
+        "sidebalancerun1",
+        0,
+        "00300",
+        "scan_chair_scene_camcoord",
+        "female",
+        "binary_little_endian",
+        "float64",
+        (0.05, 0.1, 0.0),
+        -0.7,
+    ),
+    ("Gym", "010", "lunge2", 1, "00090", "scan_camcoord", "male", "binary_little_endian", "float32", (0.2, 0.0, 0.0), 2.8),
+)
 
 # train/val metas in FILE order (deliberately not sorted by img_key):
 # (seq_name, cam_key, cam_id as stored, frame_name as stored, tight box [l,u,r,b] raw px, box dtype, gender,
 #  scene_key, params dtype, with hands, expected fate)
 _RICH_TRAINVAL = {
     "train": (
-        ("ParkingLot2_017_burpeejump2", "ParkingLot2_3", 3, "00117", (1805.25, 640.5, 2390.75, 2515.0), np.float64,
-         "male", "ParkingLot2_scan_camcoord", np.float32, True, "kept"),
-        ("LectureHall_019_wipingchairs1", "LectureHall_0", 0, "00045", (1690.0, 700.25, 2301.5, 2480.75), np.float64,
-         "male", "LectureHall_scan_chair_scene_camcoord", np.float64, False, "rule1"),  # 45 is not > 45
-        ("Pavallion_002_sidebalancerun1", "Pavallion_3", "03", "00102", (3300.0, 1500.0, 3700.0, 2500.0), np.float64,
-         "female", "Pavallion_scan_camcoord", np.float64, True, "rule4"),  # portrait: centre x 3500 > 3007
-        ("Gym_013_dips1", "Gym_7", 7, "00098", (4011.5, 1000.0, 4211.5, 1900.0), np.float64,
-         "female", "Gym_scan_table_camcoord", np.float32, False, "rule4"),  # centre x 4111.5 > 4111
-        ("LectureHall_019_wipingchairs1", "LectureHall_0", "0", 60, (1702.75, 655.0, 2320.25, 2466.5), np.float64,
-         "male", "LectureHall_scan_chair_scene_camcoord", np.float64, True, "kept"),
-        (EXCLUDED_SEQ, "LectureHall_0", 0, "00090", (1500.0, 600.0, 2100.0, 2450.0), np.float64,
-         "male", "LectureHall_scan_chair_scene_camcoord", np.float32, False, "rule3"),
-        ("ParkingLot2_017_burpeejump2", "ParkingLot2_3", 3, 72, (4011.0, 800.0, 4211.0, 2600.0), np.float64,
-         "male", "ParkingLot2_scan_camcoord", np.float32, False, "kept"),  # centre x exactly 4111: inclusive
-        ("Gym_010_mountainclimber1", "Gym_1", "01", "00059", (1850.0, 2107.0, 2250.0, 3907.0), np.float32,
-         "male", "Gym_scan_camcoord", np.float64, True, "kept"),  # centre y exactly 3007: inclusive
-        ("ParkingLot2_017_burpeejump2", "ParkingLot2_3", 3, "00060", (1790.0, 650.0, 2400.0, 2500.0), np.float64,
-         "male", "ParkingLot2_scan_camcoord", np.float32, True, "rule1"),  # 63 % 15 != 0
-        ("Pavallion_002_sidebalancerun1", "Pavallion_3", 3, "00087", (1300.0, 3000.0, 1700.0, 4000.0), np.float64,
-         "female", "Pavallion_scan_camcoord", np.float64, False, "kept"),  # portrait: centre y 3500 <= 4111
+        (
+            "ParkingLot2_017_burpeejump2",
+            "ParkingLot2_3",
+            3,
+            "00117",
+            (1805.25, 640.5, 2390.75, 2515.0),
+            np.float64,
+            "male",
+            "ParkingLot2_scan_camcoord",
+            np.float32,
+            True,
+            "kept",
+        ),
+        (
+            "LectureHall_019_wipingchairs1",
+            "LectureHall_0",
+            0,
+            "00045",
+            (1690.0, 700.25, 2301.5, 2480.75),
+            np.float64,
+            "male",
+            "LectureHall_scan_chair_scene_camcoord",
+            np.float64,
+            False,
+            "rule1",
+        ),  # 45 is not > 45
+        (
+            "Pavallion_002_sidebalancerun1",
+            "Pavallion_3",
+            "03",
+            "00102",
+            (3300.0, 1500.0, 3700.0, 2500.0),
+            np.float64,
+            "female",
+            "Pavallion_scan_camcoord",
+            np.float64,
+            True,
+            "rule4",
+        ),  # portrait: centre x 3500 > 3007
+        (
+            "Gym_013_dips1",
+            "Gym_7",
+            7,
+            "00098",
+            (4011.5, 1000.0, 4211.5, 1900.0),
+            np.float64,
+            "female",
+            "Gym_scan_table_camcoord",
+            np.float32,
+            False,
+            "rule4",
+        ),  # centre x 4111.5 > 4111
+        (
+            "LectureHall_019_wipingchairs1",
+            "LectureHall_0",
+            "0",
+            60,
+            (1702.75, 655.0, 2320.25, 2466.5),
+            np.float64,
+            "male",
+            "LectureHall_scan_chair_scene_camcoord",
+            np.float64,
+            True,
+            "kept",
+        ),
+        (
+            EXCLUDED_SEQ,
+            "LectureHall_0",
+            0,
+            "00090",
+            (1500.0, 600.0, 2100.0, 2450.0),
+            np.float64,
+            "male",
+            "LectureHall_scan_chair_scene_camcoord",
+            np.float32,
+            False,
+            "rule3",
+        ),
+        (
+            "ParkingLot2_017_burpeejump2",
+            "ParkingLot2_3",
+            3,
+            72,
+            (4011.0, 800.0, 4211.0, 2600.0),
+            np.float64,
+            "male",
+            "ParkingLot2_scan_camcoord",
+            np.float32,
+            False,
+            "kept",
+        ),  # centre x exactly 4111: inclusive
+        (
+            "Gym_010_mountainclimber1",
+            "Gym_1",
+            "01",
+            "00059",
+            (1850.0, 2107.0, 2250.0, 3907.0),
+            np.float32,
+            "male",
+            "Gym_scan_camcoord",
+            np.float64,
+            True,
+            "kept",
+        ),  # centre y exactly 3007: inclusive
+        (
+            "ParkingLot2_017_burpeejump2",
+            "ParkingLot2_3",
+            3,
+            "00060",
+            (1790.0, 650.0, 2400.0, 2500.0),
+            np.float64,
+            "male",
+            "ParkingLot2_scan_camcoord",
+            np.float32,
+            True,
+            "rule1",
+        ),  # 63 % 15 != 0
+        (
+            "Pavallion_002_sidebalancerun1",
+            "Pavallion_3",
+            3,
+            "00087",
+            (1300.0, 3000.0, 1700.0, 4000.0),
+            np.float64,
+            "female",
+            "Pavallion_scan_camcoord",
+            np.float64,
+            False,
+            "kept",
+        ),  # portrait: centre y 3500 <= 4111
     ),
     "val": (
-        ("ParkingLot2_016_overfence1", "ParkingLot2_3", 3, 57, (1950.5, 700.0, 2500.0, 2560.25), np.float64,
-         "female", "ParkingLot2_scan_camcoord", np.float64, True, "kept"),
-        ("Gym_011_burpee2", "Gym_1", 1, "00074", (1800.0, 600.0, 2300.0, 2400.0), np.float64,
-         "male", "Gym_scan_camcoord", np.float32, False, "rule1"),  # 75 % 30 != 0 (but 75 % 15 == 0)
-        ("Gym_011_burpee2", "Gym_1", "1", "00089", (1820.0, 610.0, 2310.0, 2420.0), np.float64,
-         "male", "Gym_scan_camcoord", np.float32, True, "kept"),
-        (EXCLUDED_SEQ, "LectureHall_0", 0, "00120", (1500.0, 600.0, 2100.0, 2450.0), np.float64,
-         "female", "LectureHall_scan_chair_scene_camcoord", np.float64, False, "rule3"),
-        ("Pavallion_000_plankjack1", "Pavallion_3", 3, "00117", (1100.0, 1900.0, 1900.0, 2700.0), np.float64,
-         "male", "Pavallion_scan_camcoord", np.float64, False, "kept"),
+        (
+            "ParkingLot2_016_overfence1",
+            "ParkingLot2_3",
+            3,
+            57,
+            (1950.5, 700.0, 2500.0, 2560.25),
+            np.float64,
+            "female",
+            "ParkingLot2_scan_camcoord",
+            np.float64,
+            True,
+            "kept",
+        ),
+        (
+            "Gym_011_burpee2",
+            "Gym_1",
+            1,
+            "00074",
+            (1800.0, 600.0, 2300.0, 2400.0),
+            np.float64,
+            "male",
+            "Gym_scan_camcoord",
+            np.float32,
+            False,
+            "rule1",
+        ),  # 75 % 30 != 0 (but 75 % 15 == 0)
+        (
+            "Gym_011_burpee2",
+            "Gym_1",
+            "1",
+            "00089",
+            (1820.0, 610.0, 2310.0, 2420.0),
+            np.float64,
+            "male",
+            "Gym_scan_camcoord",
+            np.float32,
+            True,
+            "kept",
+        ),
+        (
+            EXCLUDED_SEQ,
+            "LectureHall_0",
+            0,
+            "00120",
+            (1500.0, 600.0, 2100.0, 2450.0),
+            np.float64,
+            "female",
+            "LectureHall_scan_chair_scene_camcoord",
+            np.float64,
+            False,
+            "rule3",
+        ),
+        (
+            "Pavallion_000_plankjack1",
+            "Pavallion_3",
+            3,
+            "00117",
+            (1100.0, 1900.0, 1900.0, 2700.0),
+            np.float64,
+            "male",
+            "Pavallion_scan_camcoord",
+            np.float64,
+            False,
+            "kept",
+        ),
     ),
-}  # fmt: skip
+}
 
 
 def _rich_body_params(rng, dtype, hands: bool) -> dict:
@@ -660,8 +832,7 @@ def write_rich_fixture(root: Path, smplh_arrays: dict, seed: int = 0) -> RichTru
     sdf = {}
     for key, (gmin, gmax, dim, storage, dtype) in _RICH_SDFS.items():
         cap, scan = key.split("/")
-        sdf[key] = _write_sdf(info / cap / f"{scan}_mysdf.json", info / cap / f"{scan}_mysdf.npy",
-                              gmin, gmax, dim, storage, dtype)  # fmt: skip
+        sdf[key] = _write_sdf(info / cap / f"{scan}_mysdf.json", info / cap / f"{scan}_mysdf.npy", gmin, gmax, dim, storage, dtype)
 
     # test split
     faces = _faces(rng)
@@ -678,10 +849,16 @@ def write_rich_fixture(root: Path, smplh_arrays: dict, seed: int = 0) -> RichTru
         square = _squared_box(tight)
         contact_rel = f"{seq}/cam_{cam_id:02d}/{frame}.npy"
         meta = {
-            "img_key": img_key, "cam_key": cam_key, "cap_name": scene, "scan_name": scan,
-            "scene_key": f"{scene}_{scan}", "contact_file": f"/home/authors/data/test_contact/{contact_rel}",
-            "test_squared_bbx_lurb": square.copy(), "gender": gender, "frame_name": frame,
-        }  # fmt: skip
+            "img_key": img_key,
+            "cam_key": cam_key,
+            "cap_name": scene,
+            "scan_name": scan,
+            "scene_key": f"{scene}_{scan}",
+            "contact_file": f"/home/authors/data/test_contact/{contact_rel}",
+            "test_squared_bbx_lurb": square.copy(),
+            "gender": gender,
+            "frame_name": frame,
+        }
         metas.append(meta)
         rgb = _pattern(CROP, CROP, k)
         img_path = tdir / "image" / f"{img_key}.png"
@@ -692,8 +869,22 @@ def write_rich_fixture(root: Path, smplh_arrays: dict, seed: int = 0) -> RichTru
         contact_path = tdir / "contact" / contact_rel
         _save_contact(contact_path, bits)
         test_frames[img_key] = RichTestFrameTruth(
-            img_key, meta, cam_key, meta["scene_key"], f"{scene}/{scan}", gender, img_path, rgb, mesh_path, fmt,
-            verts, smplh, tight, square, contact_path, bits,
+            img_key,
+            meta,
+            cam_key,
+            meta["scene_key"],
+            f"{scene}/{scan}",
+            gender,
+            img_path,
+            rgb,
+            mesh_path,
+            fmt,
+            verts,
+            smplh,
+            tight,
+            square,
+            contact_path,
+            bits,
         )
     arr = np.empty(len(metas), dtype=object)
     for i, m in enumerate(metas):
@@ -711,12 +902,17 @@ def write_rich_fixture(root: Path, smplh_arrays: dict, seed: int = 0) -> RichTru
             img_key = f"{seq}_{cam_id}_{frame:05d}_{subj}"
             last3 = f"{seq}/cam_{cam_id:02d}/{frame:05d}_{cam_id:02d}"
             meta = {
-                "frame_name": frame_s, "cam_id": cam_id_s, "img_key": img_key, "seq_name": seq, "cam_key": cam_key,
-                "gender": gender, "scene_key": scene_key,
+                "frame_name": frame_s,
+                "cam_id": cam_id_s,
+                "img_key": img_key,
+                "seq_name": seq,
+                "cam_key": cam_key,
+                "gender": gender,
+                "scene_key": scene_key,
                 "img_file": f"/ps/project/rich/images_ds4/{split}/{last3}.jpeg",
                 "body_file": f"/mnt/authors/rich_smplh_fits/{split}/params/{last3}.pkl",
                 "contact_file": f"/home/authors/RICH/hsc/{split}_contact/{last3}.npy",
-            }  # fmt: skip
+            }
             idx2meta[1000 + 37 * i] = meta
             order.append(img_key)
             tight = np.asarray(box, bdtype)
@@ -730,22 +926,54 @@ def write_rich_fixture(root: Path, smplh_arrays: dict, seed: int = 0) -> RichTru
             img_path = root / "images_ds4" / split / f"{last3}.jpeg"
             _imwrite(img_path, _pattern(W, H, i, box=np.asarray(box, float) / 4))
             frames[img_key] = RichTrainFrameTruth(
-                img_key, meta, seq, cam_key, cam_id, frame, gender, portrait, f"{last3}.pkl", params,
-                f"{last3}.npy", bits, tight, f"{last3}.jpeg", (W, H), _pil_rgb(img_path), fate,
+                img_key,
+                meta,
+                seq,
+                cam_key,
+                cam_id,
+                frame,
+                gender,
+                portrait,
+                f"{last3}.pkl",
+                params,
+                f"{last3}.npy",
+                bits,
+                tight,
+                f"{last3}.jpeg",
+                (W, H),
+                _pil_rgb(img_path),
+                fate,
             )
         _pickle(sup / f"{split}_split" / "meta" / "idx2meta.pkl", idx2meta)
         _pickle(sup / f"{split}_split" / "meta" / "img2gtbbx.pkl", img2gtbbx)
         assert order != sorted(order)
         splits[split] = RichSplitTruth(
-            split, SAMPLE_INTERVAL[split], order, sorted(k for k in order if frames[k].fate == "kept"),
-            {k: frames[k].fate for k in order if frames[k].fate != "kept"}, frames,
+            split,
+            SAMPLE_INTERVAL[split],
+            order,
+            sorted(k for k in order if frames[k].fate == "kept"),
+            {k: frames[k].fate for k in order if frames[k].fate != "kept"},
+            frames,
         )
 
     test_keys = [m["img_key"] for m in metas]
     assert test_keys != sorted(test_keys)
     return RichTruth(
-        root, sup, cameras, clouds, [az], sdf, sdf_field, test_keys, test_frames, splits, faces,
-        deftrafo_path, deftrafo, model_paths, v_templates,
+        root,
+        sup,
+        cameras,
+        clouds,
+        [az],
+        sdf,
+        sdf_field,
+        test_keys,
+        test_frames,
+        splits,
+        faces,
+        deftrafo_path,
+        deftrafo,
+        model_paths,
+        v_templates,
     )
 
 
@@ -778,16 +1006,21 @@ def write_prox_fixture(root: Path, seed: int = 0) -> ProxTruth:
     (vic / "calibration").mkdir(parents=True, exist_ok=True)
     T_c2w = np.linalg.inv(_look_at((2.9 + rng.normal(0, 0.05), -2.4, 1.55), (0.2, 0.4, 0.8)))
     T_c2w[3] = [0.0, 0.0, 0.0, 1.0]
-    (vic / "calibration" / "Color.json").write_text(json.dumps({
-        "f": [fx, fy], "c": [cx, cy], "k": dist,
-        "view_mtx": [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
-        "camera_mtx": K.tolist(),
-    }))  # fmt: skip
+    (vic / "calibration" / "Color.json").write_text(
+        json.dumps(
+            {
+                "f": [fx, fy],
+                "c": [cx, cy],
+                "k": dist,
+                "view_mtx": [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+                "camera_mtx": K.tolist(),
+            }
+        )
+    )
     (vic / "calibration" / "cam2world_vicon.json").write_text(json.dumps(T_c2w.tolist()))
     T_c2w = np.asarray(json.loads((vic / "calibration" / "cam2world_vicon.json").read_text()), np.float64)
     voxel = _write_scene_cloud(vic / "vicon_voxel_world.npy", "vicon", rng, np.float32, [0.05, 0.05, 0.05])
-    sdf = _write_sdf(vic / "vicon.json", vic / "vicon_sdf.npy", (-2.0, -2.5, -0.25), (3.75, 3.0, 2.5), 15,
-                     "flat", np.float32)  # fmt: skip
+    sdf = _write_sdf(vic / "vicon.json", vic / "vicon_sdf.npy", (-2.0, -2.5, -0.25), (3.75, 3.0, 2.5), 15, "flat", np.float32)
 
     faces = _faces(rng)
     metas, img2gtbbx, frames = [], {}, {}
@@ -801,10 +1034,12 @@ def write_prox_fixture(root: Path, seed: int = 0) -> ProxTruth:
         smplh = M @ verts.astype(np.float64)
         tight = _tight_box(_project(K, np.eye(4), smplh))
         meta = {
-            "img_key": img_key, "scene_name": "vicon", "seq_name": _PROX_SEQ,
+            "img_key": img_key,
+            "scene_name": "vicon",
+            "seq_name": _PROX_SEQ,
             "img_file": f"/data/PROX/quantitative/recordings/{img_rel}",
             "body_file": f"/x/mosh/{body_rel}",
-        }  # fmt: skip
+        }
         metas.append(meta)
         img2gtbbx[img_key] = tight
         flipped = _pattern(W, H, k + 2, box=tight)  # what the model must see
@@ -813,12 +1048,20 @@ def write_prox_fixture(root: Path, seed: int = 0) -> ProxTruth:
         mesh_path = sup / "gt_mosh_mesh" / body_rel
         write_ply_mesh(mesh_path, verts, faces, fmt=fmt, vertex_dtype=vdtype)
         frames[img_key] = ProxFrameTruth(
-            img_key, meta, img_rel, img_path, np.ascontiguousarray(_pil_rgb(img_path)[:, ::-1]), body_rel,
-            mesh_path, fmt, verts, smplh, tight,
+            img_key,
+            meta,
+            img_rel,
+            img_path,
+            np.ascontiguousarray(_pil_rgb(img_path)[:, ::-1]),
+            body_rel,
+            mesh_path,
+            fmt,
+            verts,
+            smplh,
+            tight,
         )
     _pickle(sup / "meta" / "mosh_mesh_test.pkl", metas)
     _pickle(sup / "img2gtbbx" / "mosh_mesh.pkl", img2gtbbx)
     keys = [m["img_key"] for m in metas]
     assert keys != sorted(keys)
-    return ProxTruth(root, sup, keys, frames, K, np.asarray(dist), T_c2w, np.linalg.inv(T_c2w), PROX_SIZE,
-                     voxel, sdf, sdf_field, faces)  # fmt: skip
+    return ProxTruth(root, sup, keys, frames, K, np.asarray(dist), T_c2w, np.linalg.inv(T_c2w), PROX_SIZE, voxel, sdf, sdf_field, faces)

@@ -78,7 +78,7 @@ def split_arrays(rng: np.random.Generator, split: str, n: int, shared_camera: bo
         "K": K,
         "T_world_to_cam": T,
         "image_size": np.tile([W, H], (n, 1)),
-        "bbox_xyxy": bbox,
+        "person_box_xyxy": bbox,
         "verts_world": verts,
         "joints14_world": verts[:, :14],
         "pelvis_world": pelvis,

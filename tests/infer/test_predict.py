@@ -22,8 +22,10 @@ def trained(tiny_synth, open_model_path, tmp_path_factory):
     rcnet_ckpt = d / "rcnet.ckpt"
     torch.save(RCNet(RCNetConfig.preset("cpu")).state_dict(), rcnet_ckpt)
     params = d / "params.yaml"
-    params.write_text(f"preset: cpu\ntrain_sahmr:\n  rcnet_ckpt: {rcnet_ckpt}\n  body_model: {open_model_path}\n"
-                      f"train_baseline:\n  rcnet_ckpt: {rcnet_ckpt}\n  body_model: {open_model_path}\n")
+    params.write_text(
+        f"preset: cpu\ntrain_sahmr:\n  rcnet_ckpt: {rcnet_ckpt}\n  body_model: {open_model_path}\n"
+        f"train_baseline:\n  rcnet_ckpt: {rcnet_ckpt}\n  body_model: {open_model_path}\n"
+    )
     task = SAHMRTask.from_params({"preset": "cpu", "rcnet_ckpt": str(rcnet_ckpt), "body_model": str(open_model_path)})
     model = task.build_model().eval()
     torch.save(model.state_dict(), d / "final.ckpt")
@@ -47,9 +49,15 @@ def user_frame(tiny_synth, tmp_path_factory):
         w, h = im.size
     cam = {"K": np.asarray(a["K"][0]).tolist(), "T_world_to_cam": np.asarray(a["T_world_to_cam"][0]).tolist(), "image_size": [w, h]}
     (d / "camera.json").write_text(json.dumps(cam))
-    box = np.asarray(a["bbox_xyxy"][0], dtype=np.float64)
-    return {"image": r.image_file(str(a["image_path"][0])), "scene": d / "scene.npy", "camera": d / "camera.json",
-            "box": box, "dir": d, "size": (w, h)}  # fmt: skip
+    box = np.asarray(a["person_box_xyxy"][0], dtype=np.float64)
+    return {
+        "image": r.image_file(str(a["image_path"][0])),
+        "scene": d / "scene.npy",
+        "camera": d / "camera.json",
+        "box": box,
+        "dir": d,
+        "size": (w, h),
+    }
 
 
 def test_predict_equals_evaluation_path(tiny_synth, trained, user_frame):
@@ -60,8 +68,7 @@ def test_predict_equals_evaluation_path(tiny_synth, trained, user_frame):
 
     ckpt, params, model = trained
     root, _ = tiny_synth
-    pred = load_predictor("sahmr", ckpt, params)(
-        load_inputs(user_frame["image"], user_frame["scene"], user_frame["camera"], user_frame["box"]))
+    pred = load_predictor("sahmr", ckpt, params)(load_inputs(user_frame["image"], user_frame["scene"], user_frame["camera"], user_frame["box"]))
     from sahmr.models.rcnet import RCNetConfig
 
     ds = HumanSceneDataset(root, "test", crop_size=RCNetConfig.preset("cpu").crop_size, train_augment=False)
@@ -69,14 +76,13 @@ def test_predict_equals_evaluation_path(tiny_synth, trained, user_frame):
     with torch.no_grad():
         ref = model.forward_batch(collate_human_scene([item]), None)
     assert pred.n_frustum_points == len(item["points_cam"]) > 0
-    np.testing.assert_allclose(pred.crop_box_xyxy, item["bbx_lurb"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(pred.crop_box_xyxy, item["crop_box_xyxy"].numpy(), atol=1e-4)
     np.testing.assert_allclose(pred.verts_cam, ref.verts_cam[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(pred.pelvis_refined_cam, ref.pelvis_refined_cam[0].numpy(), atol=1e-5)
     # world = inverse(T_world_to_cam) applied to the camera-frame mesh, and back again
     T = np.asarray(json.loads(user_frame["camera"].read_text())["T_world_to_cam"])
     np.testing.assert_allclose(transform(T, pred.verts_world.astype(np.float64)), pred.verts_cam, atol=1e-4)
-    np.testing.assert_allclose(transform(T, pred.contact_points_world.astype(np.float64)).reshape(-1, 3),
-                               pred.contact_points_cam, atol=1e-4)
+    np.testing.assert_allclose(transform(T, pred.contact_points_world.astype(np.float64)).reshape(-1, 3), pred.contact_points_cam, atol=1e-4)
     assert pred.contact_parts.shape == (len(pred.contact_points_cam),)
     assert ((pred.contact_parts >= 1) & (pred.contact_parts <= 7)).all()
 
@@ -90,8 +96,24 @@ def test_predict_cli_writes_meshes_that_load_back(trained, user_frame, tmp_path)
     # the scene as a PLY point cloud this time (the other accepted format)
     pts = np.load(user_frame["scene"])
     trimesh.PointCloud(pts).export(tmp_path / "scene.ply")
-    rc = main(["predict", "--image", str(user_frame["image"]), "--scene", str(tmp_path / "scene.ply"), "--camera",
-               str(user_frame["camera"]), f"--box={box}", "--ckpt", str(ckpt), "--params", str(params), "--out", str(out)])
+    rc = main(
+        [
+            "predict",
+            "--image",
+            str(user_frame["image"]),
+            "--scene",
+            str(tmp_path / "scene.ply"),
+            "--camera",
+            str(user_frame["camera"]),
+            f"--box={box}",
+            "--ckpt",
+            str(ckpt),
+            "--params",
+            str(params),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     arrays = np.load(out / "prediction.npz")
     summary = json.loads((out / "prediction.json").read_text())
@@ -115,7 +137,8 @@ def test_predict_baseline_has_no_contacts(trained, user_frame, tmp_path):
     base = BaselineTask.from_params({"preset": "cpu", **cfg}).build_model()
     torch.save(base.state_dict(), tmp_path / "baseline.ckpt")
     pred = load_predictor("baseline", tmp_path / "baseline.ckpt", params)(
-        load_inputs(user_frame["image"], user_frame["scene"], user_frame["camera"], user_frame["box"]))
+        load_inputs(user_frame["image"], user_frame["scene"], user_frame["camera"], user_frame["box"])
+    )
     assert len(pred.contact_points_world) == 0 and not pred.fallback
     np.testing.assert_allclose(pred.pelvis_cam, pred.pelvis_coarse_cam)
 
@@ -126,8 +149,24 @@ def test_predict_scene_far_away_uses_documented_fallback(trained, user_frame, tm
     far = np.load(user_frame["scene"]) + np.float32(100.0)
     np.save(tmp_path / "far.npy", far)
     box = ",".join(str(v) for v in user_frame["box"])
-    rc = main(["predict", "--image", str(user_frame["image"]), "--scene", str(tmp_path / "far.npy"), "--camera",
-               str(user_frame["camera"]), f"--box={box}", "--ckpt", str(ckpt), "--params", str(params), "--out", str(tmp_path / "o")])
+    rc = main(
+        [
+            "predict",
+            "--image",
+            str(user_frame["image"]),
+            "--scene",
+            str(tmp_path / "far.npy"),
+            "--camera",
+            str(user_frame["camera"]),
+            f"--box={box}",
+            "--ckpt",
+            str(ckpt),
+            "--params",
+            str(params),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == 0
     s = json.loads((tmp_path / "o" / "prediction.json").read_text())
     assert s["fallback"] is True and sum(s["contact_points_per_part"].values()) == 0
@@ -140,23 +179,31 @@ def _write(path, text):
     return path
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing_image", "image not found"),
-    ("missing_scene", "scene not found"),
-    ("nan_scene", "NaN/inf"),
-    ("bad_scene_shape", r"expected an \(N, 3\)"),
-    ("nan_K", "'K' contains NaN"),
-    ("not_rigid", "rigid transform"),
-    ("size_mismatch", "differs from the image"),
-    ("box_outside", "outside the"),
-    ("box_empty", "x1 > x0"),
-    ("missing_ckpt", "checkpoint not found"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing_image", "image not found"),
+        ("missing_scene", "scene not found"),
+        ("nan_scene", "NaN/inf"),
+        ("bad_scene_shape", r"expected an \(N, 3\)"),
+        ("nan_K", "'K' contains NaN"),
+        ("not_rigid", "rigid transform"),
+        ("size_mismatch", "differs from the image"),
+        ("box_outside", "outside the"),
+        ("box_empty", "x1 > x0"),
+        ("missing_ckpt", "checkpoint not found"),
+    ],
+)
 def test_predict_bad_inputs_clear_errors(trained, user_frame, tmp_path, capsys, case, match):
     ckpt, params, _ = trained
     cam = json.loads(user_frame["camera"].read_text())
-    args = {"image": str(user_frame["image"]), "scene": str(user_frame["scene"]), "camera": str(user_frame["camera"]),
-            "box": ",".join(str(v) for v in user_frame["box"]), "ckpt": str(ckpt)}
+    args = {
+        "image": str(user_frame["image"]),
+        "scene": str(user_frame["scene"]),
+        "camera": str(user_frame["camera"]),
+        "box": ",".join(str(v) for v in user_frame["box"]),
+        "ckpt": str(ckpt),
+    }
     w, h = user_frame["size"]
     if case == "missing_image":
         args["image"] = str(tmp_path / "nope.png")

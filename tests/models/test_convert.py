@@ -67,9 +67,9 @@ def test_stage1_rcnet_layout(keys, shapes):
 def test_metro_layout_keeps_contact_branch_at_init(keys, shapes):
     """METRO has no linear_cp / loftr_layer (they stay BERT-initialised) and an unused camera head."""
     metro = {k[len("metro_enhanced."):]: s for k, s in keys.items()
-             if k.startswith("metro_enhanced.") and not re.search(r"\.(linear_cp|loftr_layer)\.", k)}  # fmt: skip
+             if k.startswith("metro_enhanced.") and not re.search(r"\.(linear_cp|loftr_layer)\.", k)}
     metro.update({"cam_param_fc.weight": (1, 3), "cam_param_fc.bias": (1,), "cam_param_fc2.weight": (250, 431),
-                  "cam_param_fc2.bias": (250,), "cam_param_fc3.weight": (3, 250), "cam_param_fc3.bias": (3,)})  # fmt: skip
+                  "cam_param_fc2.bias": (250,), "cam_param_fc3.weight": (3, 250), "cam_param_fc3.bias": (3,)})
     src = meta_dict(metro)
     conv = convert_state_dict(src, "metro", shapes["metro"])
     assert conv.kind == "metro" and conv.wrapper is None
@@ -85,7 +85,7 @@ def test_other_layout_names_unknown_and_missing_keys(keys, shapes):
     src["net.rcnet.contact_net.extra_layer.weight"] = (3, 3)
     del src["net.metro_enhanced.upsampling.bias"]
     with pytest.raises(CheckpointError, match=r"1 unknown keys \(first: net\.rcnet\.contact_net\.extra_layer\.weight\)"
-                       r".*1 missing keys \(first: metro_enhanced\.upsampling\.bias\)"):  # fmt: skip
+                       r".*1 missing keys \(first: metro_enhanced\.upsampling\.bias\)"):
         convert_state_dict({"network": meta_dict(src)}, "x.pth", shapes["sahmr"])
     src = {f"net.{k}": s for k, s in keys.items()}
     src["net.rcnet.contact_net.stem.0.kernel"] = (27, 35, 31)
@@ -143,9 +143,9 @@ def test_converted_checkpoint_with_mismatched_params(tmp_path):
 
     ckpt = tmp_path / "rcnet.ckpt"
     torch.save({"state_dict": {"root_net.out_conv.weight": torch.zeros(41, 64, 1, 1),
-                               "root_net.out_conv.bias": torch.zeros(41)}}, ckpt)  # fmt: skip
+                               "root_net.out_conv.bias": torch.zeros(41)}}, ckpt)
     with pytest.raises(CheckpointError, match=r"rcnet\.ckpt does not fit this RCNet.*shape mismatches.*out_conv\.weight"
-                       r".*params it was converted/trained with"):  # fmt: skip
+                       r".*params it was converted/trained with"):
         load_converted(RCNet(RCNetConfig.preset("cpu")), ckpt, what="RCNet")
 
 

@@ -27,7 +27,7 @@ def _seeded_model(cfg: RCNetConfig, seed: int = 0) -> RCNet:
 
 
 def _inputs(batch):
-    return batch["image"], batch["K"], batch["bbx_lurb"], batch["points_cam"], batch["points_batch"]
+    return batch["image"], batch["K"], batch["crop_box_xyxy"], batch["points_cam"], batch["points_batch"]
 
 
 # ------------------------------------------------------------------------------------ backbone
@@ -249,7 +249,7 @@ def test_bad_camera_inputs_raise(rcnet_cpu_batch):
     bad_box[0, 2] = bad_box[0, 0]
     with pytest.raises(ValueError, match="width and height"):
         model(img, K, bad_box, pts, pb)
-    with pytest.raises(ValueError, match="bbx_lurb"):
+    with pytest.raises(ValueError, match="crop_box_xyxy"):
         model(img, K, box[:, :3], pts, pb)
 
 

@@ -24,7 +24,7 @@ def test_paper_forward_backward_batch1(paper_model, rcnet_cpu_batch):
     sel = b["points_batch"] == 0
     model = paper_model.train()
     pelvis = b["pelvis_cam"][:1]
-    out = model(b["image"][:1], b["K"][:1], b["bbx_lurb"][:1], b["points_cam"][sel], b["points_batch"][sel], pelvis,
+    out = model(b["image"][:1], b["K"][:1], b["crop_box_xyxy"][:1], b["points_cam"][sel], b["points_batch"][sel], pelvis,
                 torch.Generator().manual_seed(0))  # the 128 px crop is resized to 224 inside
     assert out.pelvis_hm.shape == (1, 1, 56, 56) and out.feat_map.shape == (1, 32, 56, 56)
     assert out.contact_hm_flip is not None and out.contact_hm_flip.shape == (1, 7, 56, 56)

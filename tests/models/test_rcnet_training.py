@@ -22,10 +22,10 @@ from sahmr.train.rcnet_task import RCNetTask
 def test_pelvis_heatmap_peaks_at_the_projected_gt_pelvis(rcnet_cpu_batch):
     b = rcnet_cpu_batch
     hm = 32
-    t = pelvis_targets(b["pelvis_cam"], b["K"], b["bbx_lurb"], hm)
+    t = pelvis_targets(b["pelvis_cam"], b["K"], b["crop_box_xyxy"], hm)
     uvw = torch.einsum("bij,bj->bi", b["K"], b["pelvis_cam"])
     px = uvw[:, :2] / uvw[:, 2:]
-    box = b["bbx_lurb"]
+    box = b["crop_box_xyxy"]
     expect = torch.round((px - box[:, :2]) / (box[:, 2:] - box[:, :2]) * (hm - 1)).long()
     assert torch.equal(t["px"], expect)
     flat = t["heatmap"].flatten(1).argmax(1)

@@ -54,7 +54,7 @@ def test_sahmr_paper_forward_backward_shapes(paper_net):
     (out.verts_crm.abs().mean() + out.contact_crm_out.abs().mean()).backward()
     enc0 = net.trans_encoder[0].bert
     for p in (enc0.encoder.layer[0].attention.self.query.weight, enc0.encoder.loftr_layer.q_proj.weight,
-              enc0.encoder.linear_cp[1].mlp[0].weight, net.upsampling2.weight, net.backbone.conv1.weight):  # fmt: skip
+              enc0.encoder.linear_cp[1].mlp[0].weight, net.upsampling2.weight, net.backbone.conv1.weight):
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
     net.zero_grad(set_to_none=True)
 
@@ -165,7 +165,7 @@ def test_sahmr_factored_contact_embedding_equals_the_concatenation(cpu_net, monk
         assert float((g_fast[k] - g_ref[k]).abs().max()) / scale < 2e-3, k
     # and the pieces: one layer on random inputs, float64, exact to rounding
     tok = mt.ContactTokens(torch.randn(3, 7, 3, dtype=torch.float64), torch.randn(3, 8, 5, dtype=torch.float64),
-                           torch.randint(0, 8, (3, 7)))  # fmt: skip
+                           torch.randint(0, 8, (3, 7)))
     lin = torch.nn.Linear(8, 4).double()
     torch.testing.assert_close(mt.ContactTokens.linear(tok, lin), lin(tok.dense()), rtol=1e-12, atol=1e-12)
 
@@ -200,9 +200,9 @@ def test_sahmr_baseline_ignores_scene_points(open_model, rcnet_cpu_batch):
     assert not hasattr(model.metro_enhanced.trans_encoder[0].bert.encoder, "loftr_layer")
     b = rcnet_cpu_batch
     with torch.no_grad():
-        o1 = model(b["image"], b["K"], b["bbx_lurb"], b["points_cam"], b["points_batch"])
-        o2 = model(b["image"], b["K"], b["bbx_lurb"], b["points_cam"][:5] + 1.0, b["points_batch"][:5])
-        full = rc(b["image"], b["K"], b["bbx_lurb"], b["points_cam"], b["points_batch"])
+        o1 = model(b["image"], b["K"], b["crop_box_xyxy"], b["points_cam"], b["points_batch"])
+        o2 = model(b["image"], b["K"], b["crop_box_xyxy"], b["points_cam"][:5] + 1.0, b["points_batch"][:5])
+        full = rc(b["image"], b["K"], b["crop_box_xyxy"], b["points_cam"], b["points_batch"])
     torch.testing.assert_close(o1.verts_cam, o2.verts_cam, rtol=0, atol=0)
     torch.testing.assert_close(o1.pelvis_cam, full.pelvis_coarse_cam)
     torch.testing.assert_close(o1.verts_cam, o1.verts_crm + o1.pelvis_cam[:, None])
@@ -251,13 +251,13 @@ def test_copy_trunk_weights_refuses_another_architecture():
 
 def test_sahmr_cpu_training_losses_decrease(rcnet_ckpt, open_model_path, rcnet_cpu_batch):
     task = SAHMRTask.from_params({"preset": "cpu", "rcnet_ckpt": str(rcnet_ckpt), "body_model": str(open_model_path),
-                                  "model": {"num_layers": 1, "dropout": 0.0, "attn_dropout": 0.0}})  # fmt: skip
+                                  "model": {"num_layers": 1, "dropout": 0.0, "attn_dropout": 0.0}})
     torch.manual_seed(0)
     model = task.build_model()
     model.train()
     assert not model.rcnet.training and not any(p.requires_grad for p in model.rcnet.parameters())
     b = {k: v[:2] if isinstance(v, torch.Tensor) and k not in ("points_cam", "points_batch", "points_offsets") else v
-         for k, v in rcnet_cpu_batch.items()}  # fmt: skip
+         for k, v in rcnet_cpu_batch.items()}
     keep = b["points_batch"] < 2
     b["points_cam"], b["points_batch"] = b["points_cam"][keep], b["points_batch"][keep]
     opt = torch.optim.Adam(task.optimizer_groups(model), lr=3e-4)
@@ -292,7 +292,7 @@ def test_sahmr_corr_points_quirk_switch(cpu_net):
                       pelvis_mesh_cam=torch.zeros(1, 3), verts_root=torch.zeros(1, 5, 3), joints14_root=torch.zeros(1, 14, 3),
                       verts_crm=torch.zeros(1, 5, 3), pelvis_coarse_cam=torch.zeros(1, 3), pelvis_refined_cam=torch.zeros(1, 3),
                       noisy_gt_pelvis=torch.zeros(1, dtype=torch.bool), contact_points_crm=z,
-                      contact_points_crm_out=z + torch.tensor([1.0, 0, 0]), contact_points_mask=mask)  # fmt: skip
+                      contact_points_crm_out=z + torch.tensor([1.0, 0, 0]), contact_points_mask=mask)
     batch = {"verts_cam": torch.zeros(1, 5, 3), "joints14_cam": torch.zeros(1, 14, 3), "pelvis_cam": torch.zeros(1, 3)}
     _, l_q = sahmr_losses(out, batch, corr_points_quirk=True)
     _, l_c = sahmr_losses(out, batch, corr_points_quirk=False)

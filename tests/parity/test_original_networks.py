@@ -162,8 +162,9 @@ def test_mesh_transformer_alone_from_saved_inputs(model, inputs):
     ref = np.load(NET / "mesh_trunc.npz")
     img = torch.as_tensor(inputs["image_uint8"]).float() / 255.0
     with torch.no_grad():
-        out = model.metro_enhanced(img, torch.as_tensor(ref["pred_crm_pcSeg"]), torch.as_tensor(ref["pcSeg_pids"]),
-                                   torch.as_tensor(ref["pcSeg_mask"]))  # fmt: skip
+        out = model.metro_enhanced(
+            img, torch.as_tensor(ref["pred_crm_pcSeg"]), torch.as_tensor(ref["pcSeg_pids"]), torch.as_tensor(ref["pcSeg_mask"])
+        )
     assert_close("vertices (crm) from saved inputs", out.verts_crm, ref["pred_verts"], "trunc")
 
 
@@ -172,8 +173,15 @@ def test_original_random_draw_is_reproduced(outputs):
     draws exactly the recorded `pcSeg_sample_idx` (sample 0 has > 500 points: `randint`; sample 1 pads)."""
     ref = np.load(NET / "mesh_trunc.npz")
     rc = outputs["trunc"].rcnet
-    pts, pid, mask = pad_contact_points(rc.contact_points_cam, rc.contact_points_part, rc.contact_points_batch, 2, 500,
-                                        torch.Generator().manual_seed(1234), sampling="with_replacement")  # fmt: skip
+    pts, pid, mask = pad_contact_points(
+        rc.contact_points_cam,
+        rc.contact_points_part,
+        rc.contact_points_batch,
+        2,
+        500,
+        torch.Generator().manual_seed(1234),
+        sampling="with_replacement",
+    )
     assert np.array_equal(pid.numpy(), ref["pcSeg_pids"]) and np.array_equal(mask.numpy(), ref["pcSeg_mask"])
     assert np.array_equal(pts.numpy(), ref["pred_c_pcSeg"])
 
@@ -183,7 +191,6 @@ def test_modes_differ_where_the_original_says(outputs):
     a, b = outputs["trunc"].rcnet, outputs["floor"].rcnet
     assert int(a.contact_points_cam.shape[0]) == 2965 + 156 and int(b.contact_points_cam.shape[0]) == 3072 + 158
     assert float((a.pelvis_refined_cam - b.pelvis_refined_cam).norm(dim=1).max()) > 0.01
-
 
 
 @pytest.mark.gpu

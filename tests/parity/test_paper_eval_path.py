@@ -69,9 +69,14 @@ def smpl_sized_hierarchy(arrays: dict) -> dict:
     shift = lambda i: i + (i >= pos)  # noqa: E731  old mid index -> new mid index
     v = a["v_template"]
     near = int(np.argmin(np.linalg.norm(v[d1] - v[extra], axis=1)))
-    a.update(sahmr_down_idx_1=new_d1, sahmr_up_idx_1=shift(a["sahmr_up_idx_1"]), sahmr_faces_1=shift(a["sahmr_faces_1"]),
-             sahmr_down_idx_2=shift(d2), sahmr_up_idx_2=np.insert(a["sahmr_up_idx_2"], pos, a["sahmr_up_idx_2"][near], 0),
-             sahmr_up_w_2=np.insert(a["sahmr_up_w_2"], pos, a["sahmr_up_w_2"][near], 0))  # fmt: skip
+    a.update(
+        sahmr_down_idx_1=new_d1,
+        sahmr_up_idx_1=shift(a["sahmr_up_idx_1"]),
+        sahmr_faces_1=shift(a["sahmr_faces_1"]),
+        sahmr_down_idx_2=shift(d2),
+        sahmr_up_idx_2=np.insert(a["sahmr_up_idx_2"], pos, a["sahmr_up_idx_2"][near], 0),
+        sahmr_up_w_2=np.insert(a["sahmr_up_w_2"], pos, a["sahmr_up_w_2"][near], 0),
+    )
     return a
 
 
@@ -89,8 +94,7 @@ def write_official_body(open_model_path, folder) -> tuple:
     info = np.load(assets / "seg_part_info.npy", allow_pickle=True).item()
     idx431 = (members["D"][1] @ members["D"][0]).tocsr().indices  # 431 rows, one 1.0 each: the composed selection
     assert np.array_equal(idx431, arrays["sahmr_down_idx_1"][arrays["sahmr_down_idx_2"]])
-    info.update(verts431_pids=info["verts6890_pids"][idx431], predefined_segparts=["L_Leg", "R_Leg", "L_Hand", "R_Hand",
-                                                                                     "Back", "Gluteus", "Thighs"])  # fmt: skip
+    info.update(verts431_pids=info["verts6890_pids"][idx431], predefined_segparts=["L_Leg", "R_Leg", "L_Hand", "R_Hand", "Back", "Gluteus", "Thighs"])
     np.save(assets / "seg_part_info.npy", info, allow_pickle=True)
     return pkl, assets, info["verts431_pids"].astype(np.int64)
 
@@ -104,8 +108,9 @@ def write_posed_dataset(root, body_path, seed: int = 0) -> dict:
     body = BodyModel.load(body_path)
     up = torch.tensor([[math.pi / 2, 0.0, 0.0]]).expand(N_FRAMES, 3)  # SMPL's y-up -> the world's z-up
     with torch.no_grad():
-        rest = body(betas=0.5 * torch.randn(N_FRAMES, 10, generator=g),
-                    body_pose=0.15 * torch.randn(N_FRAMES, body.pose_dim, generator=g), global_orient=up).verts  # fmt: skip
+        rest = body(
+            betas=0.5 * torch.randn(N_FRAMES, 10, generator=g), body_pose=0.15 * torch.randn(N_FRAMES, body.pose_dim, generator=g), global_orient=up
+        ).verts
     parts = body.part_ids.numpy()
     verts = np.zeros((N_FRAMES, body.num_verts, 3))
     K, T, ids, scenes = np.zeros((N_FRAMES, 3, 3)), np.zeros((N_FRAMES, 4, 4)), [], []
@@ -129,14 +134,24 @@ def write_posed_dataset(root, body_path, seed: int = 0) -> dict:
     bbox = np.concatenate([uv.min(1), uv.max(1)], 1)
     contact = (verts[..., 2] < 0.02) & (parts > 0)
     arrays = {
-        "frame_id": ids, "image_path": [f"images/test/{fid}.png" for fid in ids], "scene_id": scenes,
-        "camera_id": [f"cam_{i}" for i in range(N_FRAMES)], "K": K, "T_world_to_cam": T,
-        "image_size": np.tile([W, H], (N_FRAMES, 1)), "bbox_xyxy": bbox, "verts_world": verts, "joints14_world": j14,
-        "pelvis_world": pelvis, "contact": contact, "contact_part": np.where(contact, parts, 0),
-        "pose_class": ["stand"] * N_FRAMES, "occlusion": np.zeros(N_FRAMES),
+        "frame_id": ids,
+        "image_path": [f"images/test/{fid}.png" for fid in ids],
+        "scene_id": scenes,
+        "camera_id": [f"cam_{i}" for i in range(N_FRAMES)],
+        "K": K,
+        "T_world_to_cam": T,
+        "image_size": np.tile([W, H], (N_FRAMES, 1)),
+        "person_box_xyxy": bbox,
+        "verts_world": verts,
+        "joints14_world": j14,
+        "pelvis_world": pelvis,
+        "contact": contact,
+        "contact_part": np.where(contact, parts, 0),
+        "pose_class": ["stand"] * N_FRAMES,
+        "occlusion": np.zeros(N_FRAMES),
         "distance": np.linalg.norm(np.einsum("nij,nj->ni", T[:, :3, :3], pelvis) + T[:, :3, 3], axis=1),
         "truncated": (bbox[:, :2] < 0).any(1) | (bbox[:, 2] > W) | (bbox[:, 3] > H),
-    }  # fmt: skip
+    }
     meta = {"name": body.name, "num_verts": body.num_verts, "sha256": sha256_file(body_path), "model_type": body.model_type}
     w = DatasetWriter(root, "paper-eval-path", meta, {"seed": seed, "kind": "test fixture"})
     for sid in SCENES:
@@ -195,9 +210,15 @@ def test_converted_checkpoint_dumps_and_evaluates_with_imported_smpl(open_model_
         model = trained.model
         sd = model.state_dict()
         mt = model.metro_enhanced
-        seen.append({"probes": {k: sd[k].clone() for k in PROBES}, "template": mt.template.clone(),
-                     "coarse_part_ids": mt.coarse_part_ids.clone(), "contact_sampling": model.contact_sampling,
-                     "levels": (mt.num_verts, mt.num_mid, mt.num_coarse)})  # fmt: skip
+        seen.append(
+            {
+                "probes": {k: sd[k].clone() for k in PROBES},
+                "template": mt.template.clone(),
+                "coarse_part_ids": mt.coarse_part_ids.clone(),
+                "contact_sampling": model.contact_sampling,
+                "levels": (mt.num_verts, mt.num_mid, mt.num_coarse),
+            }
+        )
         return trained
 
     def recording_pad(points, part, batch, batch_size, *args, **kwargs):
@@ -212,12 +233,32 @@ def test_converted_checkpoint_dumps_and_evaluates_with_imported_smpl(open_model_
     for bs in (2, 1):
         preds[bs] = tmp_path / f"pred_bs{bs}.npz"
         t = time.perf_counter()
-        assert main(["dump", "sahmr", "--ckpt", str(conv / "sahmr.ckpt"), "--params", str(conv / "params.yaml"),
-                     "--data", str(ds), "--split", "test", "--out", str(preds[bs]), "--batch-size", str(bs)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "dump",
+                    "sahmr",
+                    "--ckpt",
+                    str(conv / "sahmr.ckpt"),
+                    "--params",
+                    str(conv / "params.yaml"),
+                    "--data",
+                    str(ds),
+                    "--split",
+                    "test",
+                    "--out",
+                    str(preds[bs]),
+                    "--batch-size",
+                    str(bs),
+                ]
+            )
+            == 0
+        )
         t_dump[bs] = time.perf_counter() - t
     metrics = tmp_path / "metrics.json"
-    assert main(["evaluate", "--pred", str(preds[2]), "--data", str(ds), "--split", "test", "--out", str(metrics),
-                 "--body-model", str(body_path)]) == 0  # fmt: skip
+    assert (
+        main(["evaluate", "--pred", str(preds[2]), "--data", str(ds), "--split", "test", "--out", str(metrics), "--body-model", str(body_path)]) == 0
+    )
     table = capsys.readouterr().out
 
     # the dumped model: the converted weights, the imported body's template tokens and coarse parts
@@ -255,7 +296,10 @@ def test_converted_checkpoint_dumps_and_evaluates_with_imported_smpl(open_model_
     assert all(np.isfinite(summary[k]) for k in SUMMARY_KEYS), summary
     assert all(h in table for h in ("G-MPJPE (mm)", "G-MPVE (mm)", "MPJPE (mm)", "MPVE (mm)", "PenE (m)", "ConFE (m)"))
     with capsys.disabled():
-        print(f"\n[paper eval path] setup {t_setup:.0f} s, dump bs2 {t_dump[2]:.0f} s, bs1 {t_dump[1]:.0f} s; contact points "
-              f"per sample {contact_counts[:N_FRAMES]}; bs2 vs bs1 rel. max diff "
-              + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + "; "
-              + ", ".join(f"{k} {summary[k]:.4g}" for k in PAPER_METRICS))  # fmt: skip
+        print(
+            f"\n[paper eval path] setup {t_setup:.0f} s, dump bs2 {t_dump[2]:.0f} s, bs1 {t_dump[1]:.0f} s; contact points "
+            f"per sample {contact_counts[:N_FRAMES]}; bs2 vs bs1 rel. max diff "
+            + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items())
+            + "; "
+            + ", ".join(f"{k} {summary[k]:.4g}" for k in PAPER_METRICS)
+        )

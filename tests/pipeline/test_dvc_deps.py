@@ -114,10 +114,12 @@ def coverage_message(dvc_file: str, name: str, stage: dict) -> str | None:
     files = stage_files(dvc_file, stage)
     add = _minimal({package_dep(ROOT / f, ROOT) for f in missing})
     full = _minimal({package_dep(ROOT / f, ROOT) for f in files})
-    return (f"{dvc_file}: stage {name!r} executes {len(missing)} source file(s) none of its deps cover:\n"
-            + "".join(f"    {f}   (suggested dep: {package_dep(ROOT / f, ROOT)})\n" for f in missing)
-            + f"  add to deps: {add}\n"
-            + f"  (package-level deps of the whole closure: {full})")
+    return (
+        f"{dvc_file}: stage {name!r} executes {len(missing)} source file(s) none of its deps cover:\n"
+        + "".join(f"    {f}   (suggested dep: {package_dep(ROOT / f, ROOT)})\n" for f in missing)
+        + f"  add to deps: {add}\n"
+        + f"  (package-level deps of the whole closure: {full})"
+    )
 
 
 STAGES = [(f, name, stage) for f in DVC_FILES for name, stage in _load(f)]
@@ -126,8 +128,9 @@ STAGES = [(f, name, stage) for f in DVC_FILES for name, stage in _load(f)]
 # ------------------------------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("dvc_file,name,stage", STAGES, ids=[f"{f}:{n}" for f, n, _ in STAGES])
 def test_stage_deps_cover_executed_sources(dvc_file, name, stage):
-    assert stage_entry_files(stage["cmd"], ROOT, wdir=_wdir(dvc_file, stage)), \
+    assert stage_entry_files(stage["cmd"], ROOT, wdir=_wdir(dvc_file, stage)), (
         f"{dvc_file}: stage {name!r}: no repo entry point found in cmd {stage['cmd']!r}"
+    )
     msg = coverage_message(dvc_file, name, stage)
     assert msg is None, msg
 
@@ -182,8 +185,7 @@ def test_report_includes_notebook_and_its_imports():
 
 
 def test_scripts_and_chained_commands():
-    entries = stage_entry_files("mkdir -p x && python tools/check_real_data.py --quiet\n && sahmr dump sahmr --ckpt c",
-                                ROOT)
+    entries = stage_entry_files("mkdir -p x && python tools/check_real_data.py --quiet\n && sahmr dump sahmr --ckpt c", ROOT)
     rel = [p.relative_to(ROOT).as_posix() for p in entries]
     assert rel == ["tools/check_real_data.py", CLI_FILE, "sahmr/eval/cli.py"]
     with pytest.raises(ValueError, match="not a verb"):
@@ -215,10 +217,16 @@ def test_verb_table_is_complete():
         for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
             params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
             for node in ast.walk(fn):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                        and node.func.attr == "add_parser" and isinstance(node.func.value, ast.Name) \
-                        and params and node.func.value.id == params[0] and node.args \
-                        and isinstance(node.args[0], ast.Constant):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "add_parser"
+                    and isinstance(node.func.value, ast.Name)
+                    and params
+                    and node.func.value.id == params[0]
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                ):
                     found[node.args[0].value] = ".".join(f.relative_to(ROOT).with_suffix("").parts)
     assert found == table
 

@@ -187,7 +187,6 @@ def test_errors_are_clear():
     with pytest.raises(NotImplementedError, match="supported"):
         sparse_conv3d(x, torch.zeros(27, 1, 1), 3, stride=2)
     with pytest.raises(ValueError, match="matching"):
-        sparse_conv3d(SparseVoxelTensor(torch.zeros(1, 1), torch.tensor([[0, 2, 0, 0]]), stride=2),
-                      torch.zeros(8, 1, 1), 2, 2, transposed=True)
+        sparse_conv3d(SparseVoxelTensor(torch.zeros(1, 1), torch.tensor([[0, 2, 0, 0]]), stride=2), torch.zeros(8, 1, 1), 2, 2, transposed=True)
     with pytest.raises(ValueError, match="input channels"):
         sparse_conv3d(x, torch.zeros(27, 2, 1), 3)

@@ -55,6 +55,7 @@ VOXEL_SIZE = 0.05  # initial_voxelize(z, 1, 0.05)
 
 # ---- helpers ---------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def golden() -> dict[str, np.ndarray]:
     with np.load(GOLDEN) as f:
@@ -84,8 +85,7 @@ def assert_equal(actual: torch.Tensor, expected: torch.Tensor, what: str) -> Non
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, atol: float = ATOL, rtol: float = RTOL):
-    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=rtol, atol=atol,
-                               msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(actual, expected.to(actual.dtype), rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
 
 
 def assert_same_coord_set(kit: torch.Tensor, gold: torch.Tensor, what: str) -> None:
@@ -164,6 +164,7 @@ def level_keys(s: int, mode: str) -> tuple[str, str]:
 
 # ---- kernel offsets --------------------------------------------------------------------------------
 
+
 def test_kernel_offsets_order():
     assert_equal(kernel_offsets(3), G("offsets_k3"), "offsets k=3 (x fastest)")
     assert_equal(kernel_offsets(2), G("offsets_k2"), "offsets k=2 (z fastest)")
@@ -172,6 +173,7 @@ def test_kernel_offsets_order():
 
 
 # ---- stride-1 convs (mode-independent, run in both modes: the mode must not change them) ------------
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_submanifold_k3_and_k1(mode):
@@ -192,6 +194,7 @@ def test_submanifold_k3_and_k1(mode):
 
 # ---- strided convs -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_down_conv_k2s2(mode):
     x = stride1_tensor(mode)
@@ -205,8 +208,7 @@ def test_down_conv_k2s2(mode):
     assert_close(down.feats, G(f"out_k2s2_{mode}")[rows], f"out_k2s2 [{mode}]")
     _, kmap = get_downsample_map(x.manager, 1)
     # same coarse order and nonzero-based grouping: the pair order matches exactly, not only as sets
-    assert_kmap(kmap, f"kmap_k2s2_in_out_{mode}", f"kmap_k2s2_sizes_{mode}", f"kmap_k2s2 [{mode}]",
-                exact_order=True)
+    assert_kmap(kmap, f"kmap_k2s2_in_out_{mode}", f"kmap_k2s2_sizes_{mode}", f"kmap_k2s2 [{mode}]", exact_order=True)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -222,7 +224,8 @@ def test_transposed_conv_k2s2(mode):
     if mode == "trunc":  # fine voxels outside their coarse site's footprint receive nothing
         orphans = (G(f"out_k2s2_T_{mode}") == 0).all(1)
         assert int(orphans.sum()) == 217 and bool((up.feats[orphans] == 0).all()), (
-            f"out_k2s2_T [{mode}]: the 217 voxels without a coarse parent must get exactly 0")
+            f"out_k2s2_T [{mode}]: the 217 voxels without a coarse parent must get exactly 0"
+        )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -246,6 +249,7 @@ def test_convs_at_tensor_stride_2(mode):
 
 
 # ---- point <-> voxel ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_initial_voxelize(mode):
@@ -310,8 +314,7 @@ def test_voxel_to_point_nearest_not_in_kit():
     """
     import inspect
 
-    assert "nearest" not in inspect.signature(voxel_to_point).parameters, (
-        "voxel_to_point gained a nearest mode: compare it against v2p_s1_nearest")
+    assert "nearest" not in inspect.signature(voxel_to_point).parameters, "voxel_to_point gained a nearest mode: compare it against v2p_s1_nearest"
     pytest.skip("v2p_s1_nearest: the kit has no nearest voxel_to_point mode (SA-HMR uses nearest=False)")
 
 

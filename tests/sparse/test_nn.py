@@ -37,8 +37,9 @@ class TinyUNet(nn.Module):
     def __init__(self, c_in=5, c=4):
         super().__init__()
         self.stem = nn.Sequential(SparseConv3d(c_in, c, 3), SparseBatchNorm(c), SparseReLU(True))
-        self.down = nn.Sequential(SparseConv3d(c, c, 2, stride=2), SparseBatchNorm(c), SparseReLU(True),
-                                  SparseConv3d(c, 2 * c, 3), SparseBatchNorm(2 * c), SparseReLU(True))
+        self.down = nn.Sequential(
+            SparseConv3d(c, c, 2, stride=2), SparseBatchNorm(c), SparseReLU(True), SparseConv3d(c, 2 * c, 3), SparseBatchNorm(2 * c), SparseReLU(True)
+        )
         self.up = nn.Sequential(SparseConvTranspose3d(2 * c, c), SparseBatchNorm(c), SparseReLU(True))
         self.fuse = nn.Sequential(SparseConv3d(2 * c, c, 1), SparseBatchNorm(c))
         self.point = nn.Linear(2 * c, c)
@@ -55,8 +56,9 @@ class TinyUNet(nn.Module):
 
 
 def test_state_dict_keys_and_shapes_match_torchsparse():
-    stem = nn.Sequential(SparseConv3d(35, 32, 3), SparseBatchNorm(32), SparseReLU(True),
-                         SparseConv3d(32, 32, 3), SparseBatchNorm(32), SparseReLU(True))
+    stem = nn.Sequential(
+        SparseConv3d(35, 32, 3), SparseBatchNorm(32), SparseReLU(True), SparseConv3d(32, 32, 3), SparseBatchNorm(32), SparseReLU(True)
+    )
     shapes = {k: tuple(v.shape) for k, v in stem.state_dict().items()}
     # from reference/original-state-dict-keys.txt (rcnet.contact_net.stem.*)
     assert shapes["0.kernel"] == (27, 35, 32) and shapes["3.kernel"] == (27, 32, 32)

@@ -27,8 +27,7 @@ def _voxels(seed=0, n=500, c=3):
     g = torch.Generator().manual_seed(seed)
     a = torch.randint(-6, 6, (n, 3), generator=g)
     b = torch.randint(-3, 9, (n // 3, 3), generator=g)
-    coords = torch.cat([torch.cat([torch.zeros(n, 1, dtype=torch.long), a], 1),
-                        torch.cat([torch.ones(n // 3, 1, dtype=torch.long), b], 1)])
+    coords = torch.cat([torch.cat([torch.zeros(n, 1, dtype=torch.long), a], 1), torch.cat([torch.ones(n // 3, 1, dtype=torch.long), b], 1)])
     coords = torch.unique(coords, dim=0)
     return torch.randn(coords.shape[0], c, generator=g), coords
 
@@ -97,8 +96,9 @@ def test_mixed_backends_keep_row_order():
 def test_unet_modules_agree():
     torch.manual_seed(0)
     feats, coords = _voxels(seed=4, c=6)
-    net = nn.Sequential(SparseConv3d(6, 8, 3), SparseBatchNorm(8), SparseReLU(True), SparseConv3d(8, 8, 2, 2),
-                        SparseConv3d(8, 8, 3), SparseConvTranspose3d(8, 4))
+    net = nn.Sequential(
+        SparseConv3d(6, 8, 3), SparseBatchNorm(8), SparseReLU(True), SparseConv3d(8, 8, 2, 2), SparseConv3d(8, 8, 3), SparseConvTranspose3d(8, 4)
+    )
     outs, grads = [], []
     for backend in ("torch", "spconv"):
         set_backend(net, backend)

@@ -100,8 +100,7 @@ def test_voxel_to_point_trilinear_equals_direct(stride):
     out = voxel_to_point(x, z)
     lut = {tuple(c): r for r, c in enumerate(x.coords.tolist())}
     rows = []
-    expect = torch.stack([_direct_trilinear(p, b, stride, lut, vf, rows)
-                          for p, b in zip(z.coords.tolist(), z.batch.tolist())])
+    expect = torch.stack([_direct_trilinear(p, b, stride, lut, vf, rows) for p, b in zip(z.coords.tolist(), z.batch.tolist())])
     torch.testing.assert_close(out.feats, expect, atol=1e-12, rtol=0)
     idx, wts = trilinear_weights(z.coords, z.batch, x)
     assert idx.tolist() == rows  # corner order 4dx + 2dy + dz
@@ -132,8 +131,7 @@ def test_maps_are_cached_per_stride_and_scatter_mean():
     torch.testing.assert_close(scatter_mean(feats, p2v, x.num_voxels), x.feats)
     idx = p2v.clone()
     idx[:5] = -1  # ignored points
-    expect = torch.stack([feats[(idx == r)].mean(0) if (idx == r).any() else torch.zeros(4, dtype=feats.dtype)
-                          for r in range(x.num_voxels)])
+    expect = torch.stack([feats[(idx == r)].mean(0) if (idx == r).any() else torch.zeros(4, dtype=feats.dtype) for r in range(x.num_voxels)])
     torch.testing.assert_close(scatter_mean(feats, idx, x.num_voxels), expect)
 
 

@@ -28,8 +28,12 @@ def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, 
     gt_cam = np.einsum("nij,nvj->nvi", T[:, :3, :3], np.asarray(arr["verts_world"], np.float64)) + T[:, None, :3, 3]
     # sunk 40 cm along the world's down axis (z up): placement error only, the pose is the GT's
     down_cam = np.einsum("nij,j->ni", T[:, :3, :3], np.array([0.0, 0.0, -0.4]))
-    pred = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=gt_cam.shape[1],
-                       verts_cam=(gt_cam + down_cam[:, None]).astype(np.float32))  # fmt: skip
+    pred = Predictions(
+        frame_ids=np.asarray(arr["frame_id"]),
+        body_model="sahmr-open",
+        num_vertices=gt_cam.shape[1],
+        verts_cam=(gt_cam + down_cam[:, None]).astype(np.float32),
+    )
     write_predictions(tmp_path / "sunk.npz", pred)
     res = _tool().breakdown(str(root), "test", {"sunk": str(tmp_path / "sunk.npz")}, str(open_model_path), (0.0, 1.0))
     table, summary = evaluate_split(tmp_path / "sunk.npz", root, "test", open_model_path)
@@ -49,8 +53,7 @@ def test_pene_breakdown_refuses_other_frames(tiny_synth, open_model_path, tmp_pa
     root, _ = tiny_synth
     ds = open_dataset(root)
     ids = np.asarray(ds.split("test")["frame_id"])[::-1].copy()
-    pred = Predictions(frame_ids=ids, body_model="sahmr-open", num_vertices=ds.num_verts,
-                       verts_cam=np.zeros((len(ids), ds.num_verts, 3), np.float32))
+    pred = Predictions(frame_ids=ids, body_model="sahmr-open", num_vertices=ds.num_verts, verts_cam=np.zeros((len(ids), ds.num_verts, 3), np.float32))
     write_predictions(tmp_path / "p.npz", pred)
     with pytest.raises(ValueError, match="frame_ids differ"):
         _tool().breakdown(str(root), "test", {"x": str(tmp_path / "p.npz")}, str(open_model_path))

@@ -61,13 +61,14 @@ def test_cli_trains_and_reports_errors(tiny_synth, tmp_path, capsys):
     root, _ = tiny_synth
     register_task("fake_pelvis_cli", factory, PelvisParams, overwrite=True)
     p = tmp_path / "params.yaml"
-    p.write_text("seed: 1\npreset: cpu\ntrain_fake_pelvis_cli:\n  epochs: 3\n  batch_size: 5\n  val_split: test\n"
-                 "  crop_size: 32\n  lr: 0.01\n  progress: none\n  width: 4\n")  # fmt: skip
+    p.write_text(
+        "seed: 1\npreset: cpu\ntrain_fake_pelvis_cli:\n  epochs: 3\n  batch_size: 5\n  val_split: test\n"
+        "  crop_size: 32\n  lr: 0.01\n  progress: none\n  width: 4\n"
+    )
     out = tmp_path / "out"
-    assert _main(["train", "fake_pelvis_cli", "epochs=2", "--params", str(p), "--data", str(root), "--out", str(out),
-                  "-S", "epochs=1"]) == 0  # fmt: skip
+    assert _main(["train", "fake_pelvis_cli", "epochs=2", "--params", str(p), "--data", str(root), "--out", str(out), "-S", "epochs=1"]) == 0
     printed = capsys.readouterr().out
-    assert json.loads(printed[printed.rindex('{\n  "metrics"'):])["epochs"] == 1
+    assert json.loads(printed[printed.rindex('{\n  "metrics"') :])["epochs"] == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and "PelvisE" in metrics
     cfg = json.loads((out / "train_config.json").read_text())

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(data, out, **kw) -> TrainConfig:
-    base = dict(data=data, out=out, val_split="test", crop_size=32, batch_size=4, epochs=3, lr=1e-2, milestones=(2,),
-                progress="none", sanity_val_steps=0)  # fmt: skip
+    base = dict(
+        data=data, out=out, val_split="test", crop_size=32, batch_size=4, epochs=3, lr=1e-2, milestones=(2,), progress="none", sanity_val_steps=0
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -152,8 +153,7 @@ def test_kill_and_resume(tiny_synth, tmp_path):
     out = tmp_path / "run"
     kv = ["epochs=4", "batch_size=4", "lr=0.01", "ckpt_every_n_steps=1", "milestones=[2]"]
     cmd = [sys.executable, "-m", "tests.helpers.run_fake", str(out), str(root), *kv]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "FAKE_TASK_SLEEP": "0.4"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "FAKE_TASK_SLEEP": "0.4"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         first = out / "checkpoints" / "epoch_000.ckpt"
         t0 = time.time()
@@ -188,8 +188,7 @@ def test_ddp_two_cpu_processes(tiny_synth, tmp_path):  # ~50 s on 2 cores: part 
     (tmp_path / "seen2").mkdir()
     env = {"FAKE_TASK_NOISE": "0"}  # per-rank generators draw different noise: switch it off to compare weights
     one = _run_fake(tmp_path / "one", root, *kv, "batch_size=4", env={**env, "FAKE_TASK_SEEN": str(tmp_path / "seen1")})
-    two = _run_fake(tmp_path / "two", root, *kv, "batch_size=2", "devices=2", "strategy=ddp",
-                    env={**env, "FAKE_TASK_SEEN": str(tmp_path / "seen2")})  # fmt: skip
+    two = _run_fake(tmp_path / "two", root, *kv, "batch_size=2", "devices=2", "strategy=ddp", env={**env, "FAKE_TASK_SEEN": str(tmp_path / "seen2")})
     assert two["world_size"] == 2 and one["world_size"] == 1
 
     def read(f: Path) -> list[list[int]]:

@@ -12,9 +12,24 @@ from sahmr.train.loop import TrainConfig, train
 
 
 def _cfg(root, out, seed=0, **kw) -> TrainConfig:
-    base = dict(data=root, out=out, val_split="test", batch_size=2, val_batch_size=3, epochs=1, limit_train_batches=2,
-                limit_val_batches=1, canonical_lr=1e-4, canonical_bs=2, milestones=(1,), progress="none",
-                sanity_val_steps=0, seed=seed, deterministic=True, dataset={"max_scene_points": 8000})  # fmt: skip
+    base = dict(
+        data=root,
+        out=out,
+        val_split="test",
+        batch_size=2,
+        val_batch_size=3,
+        epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        canonical_lr=1e-4,
+        canonical_bs=2,
+        milestones=(1,),
+        progress="none",
+        sanity_val_steps=0,
+        seed=seed,
+        deterministic=True,
+        dataset={"max_scene_points": 8000},
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -34,10 +49,8 @@ def test_rcnet_then_sahmr_train_deterministically(tiny_synth, open_model_path, t
     assert _same_weights(tmp_path / "rcnet1", tmp_path / "rcnet2")
     assert {"pelvis_error_coarse_mm", "pelvis_error_refined_mm", "voxseg_iou"} <= set(rc[0]["metrics"])
 
-    params = {"preset": "cpu", "rcnet_ckpt": str(tmp_path / "rcnet1" / "final.ckpt"), "body_model": str(open_model_path),
-              "model": {"num_layers": 1}}  # fmt: skip
-    runs = {name: train(SAHMRTask.from_params(params), _cfg(root, tmp_path / name, seed=seed))
-            for name, seed in (("s1", 0), ("s2", 0), ("s3", 1))}  # fmt: skip
+    params = {"preset": "cpu", "rcnet_ckpt": str(tmp_path / "rcnet1" / "final.ckpt"), "body_model": str(open_model_path), "model": {"num_layers": 1}}
+    runs = {name: train(SAHMRTask.from_params(params), _cfg(root, tmp_path / name, seed=seed)) for name, seed in (("s1", 0), ("s2", 0), ("s3", 1))}
     assert runs["s1"]["metrics"] == runs["s2"]["metrics"] and _same_weights(tmp_path / "s1", tmp_path / "s2")
     assert not _same_weights(tmp_path / "s1", tmp_path / "s3")  # another seed trains other weights
     m = runs["s1"]["metrics"]

@@ -18,23 +18,27 @@ def test_parse_parameters():
 
 def test_scene_figure_traces():
     v = np.random.default_rng(0).normal(size=(10, 3))
-    fig = scene_figure(v, [{"verts": v, "faces": np.array([[0, 1, 2]]), "name": "m"}],
-                       [contact_points(v, np.arange(10) < 3, np.array([1] * 10))])
+    fig = scene_figure(v, [{"verts": v, "faces": np.array([[0, 1, 2]]), "name": "m"}], [contact_points(v, np.arange(10) < 3, np.array([1] * 10))])
     assert [t.type for t in fig.data] == ["scatter3d", "mesh3d", "scatter3d"]
     assert len(fig.data[2].x) == 3
 
 
 def test_dataset_distributions_axes():
     n = 20
-    fig = dataset_distributions({"distance": np.linspace(2, 7, n), "pose_class": np.array(["sit", "stand"] * 10),
-                                 "contact_part": np.zeros((n, 5), np.uint8), "occlusion": np.zeros(n)})
+    fig = dataset_distributions(
+        {
+            "distance": np.linspace(2, 7, n),
+            "pose_class": np.array(["sit", "stand"] * 10),
+            "contact_part": np.zeros((n, 5), np.uint8),
+            "occlusion": np.zeros(n),
+        }
+    )
     assert len(fig.axes) == 4
 
 
 def test_dataset_notebook_runs_with_figures(tiny_synth, open_model_path, tmp_path):
     root, _ = tiny_synth
-    written = run_notebook("dataset", tmp_path, {"data_dir": str(root), "n_samples": 4, "split": "train",
-                                                  "body_model": str(open_model_path)})
+    written = run_notebook("dataset", tmp_path, {"data_dir": str(root), "n_samples": 4, "split": "train", "body_model": str(open_model_path)})
     nb = json.loads(written["ipynb"].read_text())
     mimes = [set(o.get("data", {})) for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any("application/vnd.plotly.v1+json" in m and "text/html" in m for m in mimes), "interactive 3D figure missing"
@@ -68,11 +72,27 @@ def evaluated(tiny_synth, open_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluated")
     rng = np.random.default_rng(0)
     for name, verts in (("baseline", cam + [0, 0, 0.1]), ("noisy", cam + rng.normal(0, 0.02, cam.shape))):
-        p = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=cam.shape[1],
-                        verts_cam=verts.astype(np.float32))
+        p = Predictions(frame_ids=np.asarray(arr["frame_id"]), body_model="sahmr-open", num_vertices=cam.shape[1], verts_cam=verts.astype(np.float32))
         write_predictions(out / f"{name}_test.npz", p)
-        assert main(["evaluate", "--pred", str(out / f"{name}_test.npz"), "--data", str(root), "--split", "test",
-                     "--out", str(out / "metrics" / f"{name}.json"), "--body-model", str(open_model_path), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--pred",
+                    str(out / f"{name}_test.npz"),
+                    "--data",
+                    str(root),
+                    "--split",
+                    "test",
+                    "--out",
+                    str(out / "metrics" / f"{name}.json"),
+                    "--body-model",
+                    str(open_model_path),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     return root, out
 
 
@@ -95,11 +115,13 @@ def _dvclive_run(d, scale):
 def test_report_notebook_table(evaluated, tmp_path):
     root, out = evaluated
     runs = {name: _dvclive_run(tmp_path / "runs" / name, s) for name, s in (("noisy", 1.0), ("baseline", 2.0))}
-    written = run_notebook("report", tmp_path, {"metrics_dir": str(out / "metrics"), "baseline": "baseline",
-                                                 "training_dirs": ",".join(f"{k}={v}" for k, v in runs.items())})
+    written = run_notebook(
+        "report",
+        tmp_path,
+        {"metrics_dir": str(out / "metrics"), "baseline": "baseline", "training_dirs": ",".join(f"{k}={v}" for k, v in runs.items())},
+    )
     html = written["html"].read_text()
-    for col in ("G-MPJPE", "G-MPVE", "MPJPE", "MPVE", "PA-MPJPE", "PenE", "ConFE", "Contact P", "Contact R",
-                "Contact F1", "PelvisE", "Δ G-MPJPE"):
+    for col in ("G-MPJPE", "G-MPVE", "MPJPE", "MPVE", "PA-MPJPE", "PenE", "ConFE", "Contact P", "Contact R", "Contact F1", "PelvisE", "Δ G-MPJPE"):
         assert col in html, col
     nb = json.loads(written["ipynb"].read_text())
     table = next(o["data"]["text/plain"] for o in _outputs(nb) if "text/plain" in o.get("data", {}) and "G-MPJPE" in "".join(o["data"]["text/plain"]))
@@ -131,16 +153,26 @@ def test_report_notebook_missing_inputs_fail_loudly(evaluated, tmp_path):
     with pytest.raises(NotebookError, match=r"cell \d+: .*nowhere"):
         run_notebook("report", tmp_path / "a", {"metrics_dir": str(tmp_path / "nowhere")}, html=False)
     with pytest.raises(NotebookError, match=r"cell \d+: FileNotFoundError: training run 'sahmr'.*no DVCLive metrics"):
-        run_notebook("report", tmp_path / "b", {"metrics_dir": str(out / "metrics"),
-                                                "training_dirs": f"sahmr={tmp_path / 'missing_run'}"}, html=False)
+        run_notebook(
+            "report", tmp_path / "b", {"metrics_dir": str(out / "metrics"), "training_dirs": f"sahmr={tmp_path / 'missing_run'}"}, html=False
+        )
     assert not (tmp_path / "a" / "report.ipynb").exists() and not (tmp_path / "b" / "report.ipynb").exists()
 
 
 def test_failures_notebook(evaluated, open_model_path, tmp_path):
     root, out = evaluated
-    written = run_notebook("failures", tmp_path, {"data_dir": str(root), "split": "test", "pred_file": str(out / "noisy_test.npz"),
-                                                   "frames_csv": str(out / "metrics" / "noisy_frames.csv"), "k": 2,
-                                                   "body_model": str(open_model_path)})
+    written = run_notebook(
+        "failures",
+        tmp_path,
+        {
+            "data_dir": str(root),
+            "split": "test",
+            "pred_file": str(out / "noisy_test.npz"),
+            "frames_csv": str(out / "metrics" / "noisy_frames.csv"),
+            "k": 2,
+            "body_model": str(open_model_path),
+        },
+    )
     nb = json.loads(written["ipynb"].read_text())
     outs = _outputs(nb)
     assert sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outs) == 2  # one 3D view per frame

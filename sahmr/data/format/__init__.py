@@ -1,4 +1,4 @@
-"""The kit's canonical on-disk dataset format (``format_version`` 1): layout, writer and reader.
+"""The kit's canonical on-disk dataset format (``format_version`` 2): layout, writer and reader.
 
 Every dataset of the kit — the synthetic benchmark now, RICH / PROX importers later — is one folder::
 
@@ -16,7 +16,7 @@ Every dataset of the kit — the synthetic benchmark now, RICH / PROX importers 
 
 ``dataset.json``::
 
-    format: "sahmr-dataset", format_version: 1, name: str,
+    format: "sahmr-dataset", format_version: 2, name: str,
     body_model: {name: str, num_verts: int (V), sha256: str, ...},   # what verts_world / contact index
     splits: {split: n_frames}, scenes: [scene_id, ...] (sorted),
     arrays: {split: {key: {shape: [...], dtype: str}}},
@@ -37,8 +37,8 @@ K                   (N, 3, 3)    float32  intrinsics in pixels of the stored ima
                                           K[2,2] = 1, fx, fy > 0
 T_world_to_cam      (N, 4, 4)    float32  rigid world -> OpenCV camera (x right, y down, z forward)
 image_size          (N, 2)       int32    [W, H] of the stored image
-bbox_xyxy           (N, 4)       float32  tight person box [l, u, r, b] in px (may extend past the border
-                                          for truncated people; must overlap the image)
+person_box_xyxy     (N, 4)       float32  tight person box [l, u, r, b] in px (may extend past the border
+                                          for truncated people; must overlap the image; ``bbox_xyxy`` in v1)
 verts_world         (N, V, 3)    float32  GT mesh vertices, world frame, metres
 joints14_world      (N, 14, 3)   float32  GT H36M-14 joints (spec §2.2), world frame
 pelvis_world        (N, 3)       float32  GT H36M pelvis (row 0 of the 17-joint regressor), world
@@ -89,7 +89,8 @@ in sorted path order. Same content -> same hash, whatever the machine or write t
 
 Writing: :class:`DatasetWriter` (scenes, images, splits, then :meth:`DatasetWriter.finalize`). Every file
 is written atomically (temporary file + ``os.replace``) and ``dataset.json`` last, so an interrupted
-write never looks complete. Reading: :func:`open_dataset` -> :class:`DatasetReader`.
+write never looks complete. Reading: :func:`open_dataset` -> :class:`DatasetReader`. Older versions:
+:func:`~sahmr.data.format.upgrade.upgrade_dataset` (``sahmr data upgrade``) upgrades them in place.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ from .schema import (
     coerce_split_arrays,
     is_valid_id,
 )
+from .upgrade import upgrade_dataset
 from .writer import DatasetWriter
 
 __all__ = [
@@ -133,4 +135,5 @@ __all__ = [
     "content_hash_of",
     "is_valid_id",
     "load_meta",
+    "upgrade_dataset",
 ]

@@ -101,16 +101,12 @@ def write_scene(
     check_id("scene id", scene_id)
     pts = np.asarray(points_world)
     if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0 or pts.dtype.kind not in "fiu":
-        raise DatasetFormatError(
-            f"scene {scene_id}: points_world must be a non-empty (M, 3) float array, got {pts.shape} {pts.dtype}"
-        )
+        raise DatasetFormatError(f"scene {scene_id}: points_world must be a non-empty (M, 3) float array, got {pts.shape} {pts.dtype}")
     pts = pts.astype(np.float32)
     if not np.isfinite(pts).all():
         raise DatasetFormatError(f"scene {scene_id}: points_world has {int((~np.isfinite(pts)).any(1).sum())} non-finite points")
     if sdf_grid is not None and not isinstance(sdf_grid, SDFGrid):
-        raise DatasetFormatError(
-            f"scene {scene_id}: sdf_grid must be a sahmr.geometry.sdf.SDFGrid or None, got {type(sdf_grid).__name__}"
-        )
+        raise DatasetFormatError(f"scene {scene_id}: sdf_grid must be a sahmr.geometry.sdf.SDFGrid or None, got {type(sdf_grid).__name__}")
     d = Path(root) / "scenes" / scene_id
     d.mkdir(parents=True, exist_ok=True)
     write_npy(d / "points_world.npy", pts)
@@ -129,9 +125,7 @@ def write_scene(
                 colors = np.asarray(visual.vertex_colors, dtype=np.uint8)
             write_ply_mesh(d / "mesh.ply", np.asarray(mesh.vertices), np.asarray(mesh.faces), colors)
         else:
-            raise DatasetFormatError(
-                f"scene {scene_id}: mesh must be a trimesh.Trimesh or (vertices, faces[, colors]), got {type(mesh).__name__}"
-            )
+            raise DatasetFormatError(f"scene {scene_id}: mesh must be a trimesh.Trimesh or (vertices, faces[, colors]), got {type(mesh).__name__}")
     else:
         (d / "mesh.ply").unlink(missing_ok=True)
     info = {

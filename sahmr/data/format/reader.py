@@ -15,7 +15,7 @@ from sahmr.geometry.sdf import SDFGrid, load_sdf_npz
 
 from .files import read_image, resolve_rel
 from .hashing import scene_has_sdf
-from .schema import DATASET_JSON, FORMAT_VERSION, DatasetFormatError
+from .schema import DATASET_JSON, FORMAT_VERSION, UPGRADABLE, DatasetFormatError
 
 
 def load_meta(root: str | os.PathLike) -> dict[str, Any]:
@@ -34,7 +34,10 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
         raise DatasetFormatError(f"{path}: expected a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise DatasetFormatError(f"{path}: format_version {version!r} is not supported (this sahmr reads {FORMAT_VERSION})")
+        raise DatasetFormatError(
+            f"{path}: format_version {version!r} is not supported (this sahmr reads {FORMAT_VERSION})"
+            + (f"; upgrade it in place with `sahmr data upgrade {root}`" if version in UPGRADABLE else "")
+        )
     for key, typ in (("splits", dict), ("scenes", list), ("arrays", dict), ("body_model", dict)):
         if not isinstance(meta.get(key), typ):
             raise DatasetFormatError(f"{path}: field '{key}' must be a {typ.__name__}")

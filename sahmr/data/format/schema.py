@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 
 FORMAT_NAME = "sahmr-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # history and the upgrade of older datasets: sahmr.data.format.upgrade
 HASH_ALGORITHM = "sha256-manifest-v1"
 DATASET_JSON = "dataset.json"
 MANIFEST_JSON = "manifest.json"
 NUM_JOINTS14 = 14
+# field renames of each format step, {from_version: {old key: new key}} (sahmr.data.format.upgrade applies them)
+RENAMED_FIELDS: dict[int, dict[str, str]] = {1: {"bbox_xyxy": "person_box_xyxy"}}
+UPGRADABLE = frozenset(RENAMED_FIELDS)  # versions `sahmr data upgrade` brings to FORMAT_VERSION
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 SPLIT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -48,7 +51,7 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("K", ("N", 3, 3), "float32", "required", "intrinsics, px of the stored image"),
         FieldSpec("T_world_to_cam", ("N", 4, 4), "float32", "required", "world -> OpenCV camera"),
         FieldSpec("image_size", ("N", 2), "int32", "required", "[W, H]"),
-        FieldSpec("bbox_xyxy", ("N", 4), "float32", "required", "tight person box, px"),
+        FieldSpec("person_box_xyxy", ("N", 4), "float32", "required", "tight person box, px"),
         FieldSpec("verts_world", ("N", "V", 3), "float32", "required", "GT vertices, world"),
         FieldSpec("joints14_world", ("N", NUM_JOINTS14, 3), "float32", "required", "GT H36M-14 joints, world"),
         FieldSpec("pelvis_world", ("N", 3), "float32", "required", "GT H36M pelvis, world"),

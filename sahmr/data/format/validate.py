@@ -40,6 +40,7 @@ from .schema import (
     MANIFEST_JSON,
     REQUIRED_KEYS,
     SPLIT_RE,
+    UPGRADABLE,
     dtype_name,
     is_valid_id,
 )
@@ -88,8 +89,7 @@ class _Collector:
         self.problems: list[Problem] = []
         self.max_listed = max_listed
 
-    def add(self, severity: str, where: str, field: str | None, message: str, bad: np.ndarray | None = None,
-            labels: Any = None) -> None:  # fmt: skip
+    def add(self, severity: str, where: str, field: str | None, message: str, bad: np.ndarray | None = None, labels: Any = None) -> None:
         ids: tuple[str, ...] = ()
         n = 0
         if bad is not None:
@@ -159,8 +159,7 @@ def check_split_arrays(
     present_bp = [k for k in BODY_PARAM_KEYS if k in arrays]
     if present_bp and len(present_bp) != len(BODY_PARAM_KEYS):
         missing = [k for k in BODY_PARAM_KEYS if k not in arrays]
-        c.error(where(missing[0]), missing[0],
-                f"body-model parameters must be given together: have {present_bp}, missing {missing}")  # fmt: skip
+        c.error(where(missing[0]), missing[0], f"body-model parameters must be given together: have {present_bp}, missing {missing}")
 
     V = num_verts
     if V is None and "verts_world" in arrays and np.ndim(arrays["verts_world"]) == 3:
@@ -183,9 +182,7 @@ def check_split_arrays(
         expected: list[Any] = []
         for d in spec.shape:
             expected.append(N if d == "N" else V if d == "V" else d)
-        bad_shape = a.ndim != len(spec.shape) or any(
-            isinstance(e, int) and e is not None and s != e for s, e in zip(a.shape, expected)
-        )
+        bad_shape = a.ndim != len(spec.shape) or any(isinstance(e, int) and e is not None and s != e for s, e in zip(a.shape, expected))
         if bad_shape:
             exp = _shape_str(tuple(e if isinstance(e, int) else d for e, d in zip(expected, spec.shape)))
             c.error(where(key), key, f"shape {tuple(a.shape)}, expected {exp}")
@@ -203,8 +200,7 @@ def check_split_arrays(
 
     # ids and paths
     if ids is not None:
-        err("frame_id", "invalid frame id (use letters, digits and _ . + -, not first)",
-            np.array([not is_valid_id(s) for s in labels], dtype=bool))  # fmt: skip
+        err("frame_id", "invalid frame id (use letters, digits and _ . + -, not first)", np.array([not is_valid_id(s) for s in labels], dtype=bool))
         uniq, inv, counts = np.unique(np.asarray(labels, dtype=str), return_inverse=True, return_counts=True)
         err("frame_id", "duplicate frame id within the split", counts[inv] > 1)
     for key in ("scene_id", "camera_id"):
@@ -213,8 +209,11 @@ def check_split_arrays(
             bad = np.array([not is_valid_id(s) for s in vals], bool)
             err(key, f"invalid {key} (use letters, digits and _ . + -, not first)", bad)
     if "image_path" in ok:
-        err("image_path", "image path must be relative, posix, inside the dataset root (no '..')",
-            np.array([not _is_safe_rel(p) for p in ok["image_path"].tolist()], bool))  # fmt: skip
+        err(
+            "image_path",
+            "image path must be relative, posix, inside the dataset root (no '..')",
+            np.array([not _is_safe_rel(p) for p in ok["image_path"].tolist()], bool),
+        )
     if "gender" in ok:
         err("gender", f"gender must be one of {_GENDERS}", ~np.isin(np.asarray(ok["gender"]), _GENDERS))
 
@@ -225,8 +224,11 @@ def check_split_arrays(
         err("K", "non-finite values (NaN/inf) in K", bad)
         good = ~bad
         lower = (np.abs(K[:, 1, 0]) > _TOL_K) | (np.abs(K[:, 2, 0]) > _TOL_K) | (np.abs(K[:, 2, 1]) > _TOL_K)
-        err("K", "K is not upper-triangular with K[2,2] = 1 ([[fx, s, cx], [0, fy, cy], [0, 0, 1]])",
-            good & (lower | (np.abs(K[:, 2, 2] - 1) > _TOL_K)))  # fmt: skip
+        err(
+            "K",
+            "K is not upper-triangular with K[2,2] = 1 ([[fx, s, cx], [0, fy, cy], [0, 0, 1]])",
+            good & (lower | (np.abs(K[:, 2, 2] - 1) > _TOL_K)),
+        )
         err("K", "K has non-positive focal length(s) fx = K[0,0], fy = K[1,1]", good & ((K[:, 0, 0] <= 0) | (K[:, 1, 1] <= 0)))
         if bad.any() or not good.all():
             K = None
@@ -250,24 +252,27 @@ def check_split_arrays(
             size = None
 
     # boxes
-    if "bbox_xyxy" in ok:
-        b = np.asarray(ok["bbox_xyxy"], dtype=np.float64)
+    if "person_box_xyxy" in ok:
+        b = np.asarray(ok["person_box_xyxy"], dtype=np.float64)
         nonfin = ~np.isfinite(b).all(1)
-        err("bbox_xyxy", "non-finite values in bbox_xyxy", nonfin)
+        err("person_box_xyxy", "non-finite values in person_box_xyxy", nonfin)
         empty = ~nonfin & ((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))
-        err("bbox_xyxy", "empty box: need right > left and bottom > upper ([l, u, r, b] px)", empty)
+        err("person_box_xyxy", "empty box: need right > left and bottom > upper ([l, u, r, b] px)", empty)
         if size is not None:
             W, H = size[:, 0] - 0.5, size[:, 1] - 0.5  # pixel centres 0..W-1: the image spans [-0.5, W-0.5]
             fine = ~nonfin & ~empty
             outside = fine & ((b[:, 2] < -0.5) | (b[:, 0] > W) | (b[:, 3] < -0.5) | (b[:, 1] > H))
             if outside.any():
                 i = int(np.flatnonzero(outside)[0])
-                err("bbox_xyxy", f"person box lies outside the image (no overlap), e.g. {np.round(b[i], 1).tolist()} in a "
-                    f"{int(size[i, 0])}x{int(size[i, 1])} image", outside)  # fmt: skip
+                err(
+                    "person_box_xyxy",
+                    f"person box lies outside the image (no overlap), e.g. {np.round(b[i], 1).tolist()} in a "
+                    f"{int(size[i, 0])}x{int(size[i, 1])} image",
+                    outside,
+                )
             partial = fine & ~outside & ((b[:, 0] < -0.5) | (b[:, 1] < -0.5) | (b[:, 2] > W) | (b[:, 3] > H))
             if "truncated" in ok:
-                warn("bbox_xyxy", "person box extends past the image border but 'truncated' is False",
-                     partial & ~np.asarray(ok["truncated"]))  # fmt: skip
+                warn("person_box_xyxy", "person box extends past the image border but 'truncated' is False", partial & ~np.asarray(ok["truncated"]))
     if "crop_box_xyxy" in ok:
         cb = np.asarray(ok["crop_box_xyxy"], dtype=np.float64)
         none = np.isnan(cb).all(1)
@@ -284,8 +289,7 @@ def check_split_arrays(
             if bad.any():
                 ok.pop(key)
     if "contact_part" in ok:
-        err("contact_part", f"contact_part outside 0..{NUM_PARTS}",
-            _rowwise(ok["contact_part"], lambda p: (p > NUM_PARTS).any(1)))  # fmt: skip
+        err("contact_part", f"contact_part outside 0..{NUM_PARTS}", _rowwise(ok["contact_part"], lambda p: (p > NUM_PARTS).any(1)))
         if "contact" in ok:
             step = max(1, (1 << 24) // max(1, ok["contact"][0].size)) if N else 1
             bad = np.zeros(N, bool)
@@ -305,8 +309,11 @@ def check_split_arrays(
             p = np.asarray(ok["pelvis_world"], dtype=np.float64)
             pc = np.einsum("nij,nj->ni", T[:, :3, :3], p) + T[:, :3, 3]
             ref = np.linalg.norm(pc, axis=1)
-            err("distance", "distance != |T_world_to_cam . pelvis_world| (camera-pelvis distance in metres)",
-                ~bad & (np.abs(d - ref) > 1e-3 + 1e-4 * ref))  # fmt: skip
+            err(
+                "distance",
+                "distance != |T_world_to_cam . pelvis_world| (camera-pelvis distance in metres)",
+                ~bad & (np.abs(d - ref) > 1e-3 + 1e-4 * ref),
+            )
     if T is not None and "pelvis_world" in ok:
         p = np.asarray(ok["pelvis_world"], dtype=np.float64)
         z = np.einsum("nj,nj->n", T[:, 2, :3], p) + T[:, 2, 3]
@@ -316,8 +323,11 @@ def check_split_arrays(
     if "scene_id" in ok and "camera_id" in ok and K is not None and T is not None and size is not None:
         first: dict[tuple[str, str], int] = {}
         ref = np.array([first.setdefault(k, i) for i, k in enumerate(zip(ok["scene_id"].tolist(), ok["camera_id"].tolist()))])
-        mismatch = (np.abs(K - K[ref]).max((1, 2)) > 1e-5 * np.abs(K[ref]).max((1, 2))) | (
-            np.abs(T - T[ref]).max((1, 2)) > 1e-5) | (size != size[ref]).any(1)  # fmt: skip
+        mismatch = (
+            (np.abs(K - K[ref]).max((1, 2)) > 1e-5 * np.abs(K[ref]).max((1, 2)))
+            | (np.abs(T - T[ref]).max((1, 2)) > 1e-5)
+            | (size != size[ref]).any(1)
+        )
         err("camera_id", "frames with the same (scene_id, camera_id) have different K / T_world_to_cam / image_size", mismatch)
     return c.problems
 
@@ -371,8 +381,7 @@ def validate_dataset(
         if loaded is None:
             continue
         arrays, listed_mismatch = loaded
-        found = check_split_arrays(arrays, split=split, num_verts=int(meta["body_model"]["num_verts"]),
-                                   n_frames=int(n), max_listed=max_listed)  # fmt: skip
+        found = check_split_arrays(arrays, split=split, num_verts=int(meta["body_model"]["num_verts"]), n_frames=int(n), max_listed=max_listed)
         c.problems += found
         # a file that contradicts dataset.json but is otherwise valid (spec problems were reported above)
         c.problems += [p for p in listed_mismatch if not any(q.where == p.where for q in found)]
@@ -386,8 +395,13 @@ def validate_dataset(
         if "scene_id" in arrays and dtype_name(arrays["scene_id"].dtype) == "str" and arrays["scene_id"].shape == (n,):
             unknown = ~np.isin(np.asarray(arrays["scene_id"]), np.asarray(scenes, dtype=str))
             names = sorted(set(np.asarray(arrays["scene_id"])[unknown].tolist()))
-            c.error(f"frames/{split}/scene_id.npy", "scene_id",
-                    f"unknown scene id(s) {names[:5]} (dataset.json 'scenes' lists {len(scenes)})", unknown, labels)  # fmt: skip
+            c.error(
+                f"frames/{split}/scene_id.npy",
+                "scene_id",
+                f"unknown scene id(s) {names[:5]} (dataset.json 'scenes' lists {len(scenes)})",
+                unknown,
+                labels,
+            )
         if "image_path" in arrays and dtype_name(arrays["image_path"].dtype) == "str" and arrays["image_path"].shape == (n,):
             paths = arrays["image_path"].tolist()
             image_paths.update(p for p in paths if _is_safe_rel(p))
@@ -405,8 +419,9 @@ def validate_dataset(
 def _read_meta(root: Path, c: _Collector) -> dict | None:
     path = root / DATASET_JSON
     if not path.is_file():
-        c.error(DATASET_JSON, None, "missing: not a sahmr dataset, or the write was interrupted "
-                "(dataset.json is written last by DatasetWriter.finalize)")  # fmt: skip
+        c.error(
+            DATASET_JSON, None, "missing: not a sahmr dataset, or the write was interrupted (dataset.json is written last by DatasetWriter.finalize)"
+        )
         return None
     try:
         meta = json.loads(path.read_text())
@@ -425,7 +440,8 @@ def _check_meta(meta: Mapping[str, Any], c: _Collector) -> bool:
     if meta.get("format") != FORMAT_NAME:
         c.warning(w, "format", f"expected {FORMAT_NAME!r}, got {meta.get('format')!r}")
     if meta.get("format_version") != FORMAT_VERSION:
-        c.error(w, "format_version", f"{meta.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
+        hint = "; upgrade it with `sahmr data upgrade <dir>`" if meta.get("format_version") in UPGRADABLE else ""
+        c.error(w, "format_version", f"{meta.get('format_version')!r} is not supported (expected {FORMAT_VERSION}){hint}")
         return False
     if not isinstance(meta.get("name"), str) or not meta.get("name"):
         c.error(w, "name", "must be a non-empty string")
@@ -501,8 +517,7 @@ def _check_scene(root: Path, sid: str, c: _Collector) -> None:
         pts = None
     if pts is not None:
         if pts.dtype != np.float32 or pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] < 1:
-            c.error(f"{rel}/points_world.npy", "points_world",
-                    f"expected (M, 3) float32 with M >= 1, got {pts.shape} {pts.dtype}")  # fmt: skip
+            c.error(f"{rel}/points_world.npy", "points_world", f"expected (M, 3) float32 with M >= 1, got {pts.shape} {pts.dtype}")
         elif _nonfinite_rows(pts).any():
             c.error(f"{rel}/points_world.npy", "points_world", "non-finite point coordinates")
     try:
@@ -543,8 +558,7 @@ def _load_split(root: Path, split: str, n: int, listed: Mapping[str, Any], c: _C
             continue
         if isinstance(spec, dict) and (list(a.shape) != spec.get("shape") or dtype_name(a.dtype) != spec.get("dtype")):
             listed_as = f"{_shape_str(tuple(spec.get('shape') or ()))} {spec.get('dtype')}"
-            mismatch.append(Problem("error", rel, key, f"file holds {_shape_str(a.shape)} {dtype_name(a.dtype)} but "
-                                    f"dataset.json lists {listed_as}"))  # fmt: skip
+            mismatch.append(Problem("error", rel, key, f"file holds {_shape_str(a.shape)} {dtype_name(a.dtype)} but dataset.json lists {listed_as}"))
         arrays[key] = a
     for path in sorted(d.glob("*.npy")):
         if path.stem not in listed:
@@ -552,8 +566,7 @@ def _load_split(root: Path, split: str, n: int, listed: Mapping[str, Any], c: _C
     return arrays, mismatch
 
 
-def _check_images(root: Path, split: str, paths: list[str], size: np.ndarray | None, labels, check_headers: bool,
-                  c: _Collector) -> None:  # fmt: skip
+def _check_images(root: Path, split: str, paths: list[str], size: np.ndarray | None, labels, check_headers: bool, c: _Collector) -> None:
     from PIL import Image, UnidentifiedImageError
 
     n = len(paths)
@@ -587,13 +600,17 @@ def _check_images(root: Path, split: str, paths: list[str], size: np.ndarray | N
             first.setdefault("size", f"{rel}: {w}x{h} vs image_size {int(size[i, 0])}x{int(size[i, 1])}")
     where = f"frames/{split}/image_path.npy"
     if missing.any():
-        c.error(first["missing"], "image_path", f"image file missing ({int(missing.sum())} missing in split '{split}', "
-                f"listed in {where})", missing, labels)  # fmt: skip
+        c.error(
+            first["missing"],
+            "image_path",
+            f"image file missing ({int(missing.sum())} missing in split '{split}', listed in {where})",
+            missing,
+            labels,
+        )
     if unreadable.any():
         c.error(first["unreadable"], "image_path", "image file unreadable or not an RGB/gray image", unreadable, labels)
     if wrong_size.any():
-        c.error(f"frames/{split}/image_size.npy", "image_size", f"image size differs from the file, e.g. {first['size']}",
-                wrong_size, labels)  # fmt: skip
+        c.error(f"frames/{split}/image_size.npy", "image_size", f"image size differs from the file, e.g. {first['size']}", wrong_size, labels)
 
 
 def _check_hash(root: Path, meta: Mapping[str, Any], files: list[str], c: _Collector) -> None:
@@ -623,8 +640,12 @@ def _check_hash(root: Path, meta: Mapping[str, Any], files: list[str], c: _Colle
         got = content_hash_of(manifest)
         want = meta.get("content_hash")
         if got != want:
-            c.error(DATASET_JSON, "content_hash", f"content hash mismatch: dataset.json records {want!r}, the files give {got!r} "
-                    "(data changed after it was written; regenerate, or re-finalize if the change is intended)")  # fmt: skip
+            c.error(
+                DATASET_JSON,
+                "content_hash",
+                f"content hash mismatch: dataset.json records {want!r}, the files give {got!r} "
+                "(data changed after it was written; regenerate, or re-finalize if the change is intended)",
+            )
 
 
 def _check_unreferenced(root: Path, files: set[str], c: _Collector) -> None:
@@ -641,7 +662,7 @@ def _check_unreferenced(root: Path, files: set[str], c: _Collector) -> None:
                 temps.append(rel)
             elif rel not in files and not rel.startswith("frames/"):  # unlisted arrays are reported per split
                 stray.append(rel)
-    for rel in (root.glob(".*.tmp")):
+    for rel in root.glob(".*.tmp"):
         temps.append(rel.relative_to(root).as_posix())
     if temps:
         c.warning(temps[0], None, f"{len(temps)} leftover temporary file(s) of an interrupted write: {sorted(temps)[:5]}")

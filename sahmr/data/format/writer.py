@@ -84,8 +84,9 @@ class DatasetWriter:
         check_id("scene id", scene_id)
         return self.root / "scenes" / scene_id
 
-    def write_scene(self, scene_id: str, points_world: np.ndarray, sdf_grid: SDFGrid | None, mesh: Any = None,
-                    meta: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+    def write_scene(
+        self, scene_id: str, points_world: np.ndarray, sdf_grid: SDFGrid | None, mesh: Any = None, meta: Mapping[str, Any] | None = None
+    ) -> Path:
         """See :func:`write_scene`; also registers the scene (listed even if no frame uses it)."""
         d = write_scene(self.root, scene_id, points_world, sdf_grid, mesh=mesh, meta=meta)
         self._scenes.add(scene_id)
@@ -118,8 +119,7 @@ class DatasetWriter:
 
         check_split_name(split)
         clean = coerce_split_arrays(arrays)
-        problems = [p for p in check_split_arrays(clean, split=split, num_verts=self.body_model_meta["num_verts"])
-                    if p.severity == "error"]  # fmt: skip
+        problems = [p for p in check_split_arrays(clean, split=split, num_verts=self.body_model_meta["num_verts"]) if p.severity == "error"]
         if problems:
             raise DatasetFormatError(f"write_split('{split}'): {len(problems)} problem(s):\n" + format_problems(problems))
         ids = set(clean["frame_id"].tolist())
@@ -152,8 +152,12 @@ class DatasetWriter:
             raise DatasetFormatError(f"{self.root}: finalize() needs at least one split written with write_split()")
         referenced = set().union(*(set(s["scene_ids"]) for s in self._splits.values()))
         scenes = sorted(self._scenes | referenced)
-        missing = [s for s in scenes if not (self.root / "scenes" / s / "points_world.npy").is_file()
-                   or (scene_has_sdf(self.root, s) and not (self.root / "scenes" / s / "sdf.npz").is_file())]  # fmt: skip
+        missing = [
+            s
+            for s in scenes
+            if not (self.root / "scenes" / s / "points_world.npy").is_file()
+            or (scene_has_sdf(self.root, s) and not (self.root / "scenes" / s / "sdf.npz").is_file())
+        ]
         if missing:
             raise DatasetFormatError(f"{self.root}: frames reference scene(s) never written with write_scene(): {missing[:10]}")
         image_paths = sorted(set().union(*(set(s["image_paths"]) for s in self._splits.values())))

@@ -28,8 +28,20 @@ from sahmr.data.format import FORMAT_NAME, is_valid_id, write_image
 from sahmr.data.importers.files import NUM_SMPL_VERTS, OriginalDataError
 from sahmr.geometry.camera import project, transform
 
-__all__ = ["staged_output", "import_image", "load_eval_body", "body_meta", "gt_from_verts", "progress_bar", "project_box",
-           "frame_id_of", "frame_ids_from_keys", "unknown_annotations", "camera_distance", "truncated_flags"]
+__all__ = [
+    "staged_output",
+    "import_image",
+    "load_eval_body",
+    "body_meta",
+    "gt_from_verts",
+    "progress_bar",
+    "project_box",
+    "frame_id_of",
+    "frame_ids_from_keys",
+    "unknown_annotations",
+    "camera_distance",
+    "truncated_flags",
+]
 
 STAGING_PREFIX = ".importing-"
 

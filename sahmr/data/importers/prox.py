@@ -135,10 +135,18 @@ def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force:
     ids = frame_ids_from_keys(keys, str(metas_path))
 
     with staged_output(out, force=force) as stage:
-        writer = DatasetWriter(stage, "prox-quantitative", body_meta(body, cfg.body_model), {
-            "source": "PROX quantitative (sahmr_support, as the original SA-HMR reads it)", "prox_root": str(root.resolve()),
-            "limit": cfg.limit, "smplx2smplh": str(cfg.smplx2smplh), "importer": "sahmr import prox",
-        })  # fmt: skip
+        writer = DatasetWriter(
+            stage,
+            "prox-quantitative",
+            body_meta(body, cfg.body_model),
+            {
+                "source": "PROX quantitative (sahmr_support, as the original SA-HMR reads it)",
+                "prox_root": str(root.resolve()),
+                "limit": cfg.limit,
+                "smplx2smplh": str(cfg.smplx2smplh),
+                "importer": "sahmr import prox",
+            },
+        )
         vx = np.zeros((n, NUM_SMPLX_VERTS, 3), np.float32)
         verts = np.zeros((n, NUM_SMPL_VERTS, 3), np.float32)
         bbox = np.zeros((n, 4), np.float32)
@@ -171,20 +179,40 @@ def import_prox(root: str | Path, out: str | Path, cfg: ProxImportConfig, force:
         T = np.repeat(T_w2c[None].astype(np.float32), n, 0)
         contact = np.zeros((n, NUM_SMPL_VERTS), bool)
         arrays = {
-            "frame_id": ids, "image_path": [f"images/test/{i}.png" for i in ids], "scene_id": [SCENE] * n,
-            "camera_id": ["color"] * n, "K": np.repeat(K[None], n, 0), "T_world_to_cam": T, "image_size": size,
-            "bbox_xyxy": bbox, "verts_world": verts, "joints14_world": j14, "pelvis_world": pelvis, "contact": contact,
-            "contact_part": np.zeros((n, NUM_SMPL_VERTS), np.uint8), "truncated": truncated_flags(bbox.astype(np.float64), size),
-            "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "verts_world_smplx": vx,
-            "source_key": keys, **unknown_annotations(n),
-        }  # fmt: skip
+            "frame_id": ids,
+            "image_path": [f"images/test/{i}.png" for i in ids],
+            "scene_id": [SCENE] * n,
+            "camera_id": ["color"] * n,
+            "K": np.repeat(K[None], n, 0),
+            "T_world_to_cam": T,
+            "image_size": size,
+            "person_box_xyxy": bbox,
+            "verts_world": verts,
+            "joints14_world": j14,
+            "pelvis_world": pelvis,
+            "contact": contact,
+            "contact_part": np.zeros((n, NUM_SMPL_VERTS), np.uint8),
+            "truncated": truncated_flags(bbox.astype(np.float64), size),
+            "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32),
+            "verts_world_smplx": vx,
+            "source_key": keys,
+            **unknown_annotations(n),
+        }
         writer.write_split("test", arrays)
         vox = sup / "vicon" / "vicon_voxel_world.npy"
         pts, pitch = read_voxel_cloud(vox)
         sdf_json = sup / "vicon" / "vicon.json"
-        writer.write_scene(SCENE, pts, read_sdf(sdf_json), meta={
-            "source": "PROX quantitative", "scene_key": SCENE, "pitch": pitch, "voxel_file": vox.relative_to(root).as_posix(),
-            "sdf_file": sdf_json.relative_to(root).as_posix(),
-        })  # fmt: skip
+        writer.write_scene(
+            SCENE,
+            pts,
+            read_sdf(sdf_json),
+            meta={
+                "source": "PROX quantitative",
+                "scene_key": SCENE,
+                "pitch": pitch,
+                "voxel_file": vox.relative_to(root).as_posix(),
+                "sdf_file": sdf_json.relative_to(root).as_posix(),
+            },
+        )
         meta = writer.finalize(progress=cfg.progress)
     return meta

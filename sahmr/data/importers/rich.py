@@ -24,7 +24,7 @@ Output: one canonical dataset (:mod:`sahmr.data.format`) with the requested spli
 * train / val: the four frame-selection rules of spec §1.4 in their order (frame > 45 and
   ``(frame + cam) % interval == 0``; sort by ``img_key``; drop the multi-person sequence; drop frames whose
   GT-box centre is outside the raw image, portrait cameras ``Pavallion_3/5`` transposed), the ds4 JPEGs
-  copied byte for byte with ``K[:2] / 4`` (plain x4 scaling, as the original), ``bbox_xyxy`` = the tight GT
+  copied byte for byte with ``K[:2] / 4`` (plain x4 scaling, as the original), ``person_box_xyxy`` = the tight GT
   box / 4, GT vertices from the SMPL-H parameters through the user's imported gendered SMPL-H models
   (missing hand poses = zeros), the parameters and genders stored too.
 * test frames also keep ``source_crop_box_xyxy`` (float64, the original's ``test_squared_bbx_lurb`` in raw px).
@@ -157,18 +157,15 @@ def find_scene_clouds(scene_info: Path) -> dict[str, Path | list[Path]]:
 def _cloud_path(clouds: Mapping[str, Path | list[Path]], key: str) -> Path:
     p = clouds[key]
     if isinstance(p, list):
-        raise OriginalDataError(f"scene key '{key}' is given by several clouds {[str(x) for x in p]}; keep one of them "
-                                "(the original would keep whichever it read last)")  # fmt: skip
+        raise OriginalDataError(
+            f"scene key '{key}' is given by several clouds {[str(x) for x in p]}; keep one of them (the original would keep whichever it read last)"
+        )
     return p
 
 
 def find_sdfs(scene_info: Path) -> dict[str, Path]:
     """{f"{cap}_{scan}": json path} of every ``scene_info/<cap>/<scan>_mysdf.json``."""
     return {f"{p.parent.name}_{p.stem[: -len('_mysdf')]}": p for p in sorted(scene_info.glob("*/*_mysdf.json"))}
-
-
-
-
 
 
 # ------------------------------------------------------------------------------------- frame selection
@@ -225,14 +222,9 @@ def _check_known_keys(m: Mapping[str, Any], cams: Mapping, clouds: Mapping, wher
     """A meta's cam_key / scene_key must name a calibration XML / a voxel cloud of scene_info."""
     for k, known, what in (("cam_key", cams, "calibration XMLs"), ("scene_key", clouds, "*_world.npy clouds")):
         if m[k] not in known:
-            raise OriginalDataError(f"{where}: unknown {k} {m[k]!r}; the {what} under sahmr_support/scene_info give "
-                                    f"{sorted(known)[:8]}{' ...' if len(known) > 8 else ''}")  # fmt: skip
-
-
-
-
-
-
+            raise OriginalDataError(
+                f"{where}: unknown {k} {m[k]!r}; the {what} under sahmr_support/scene_info give {sorted(known)[:8]}{' ...' if len(known) > 8 else ''}"
+            )
 
 
 def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, body: BodyModel, M) -> tuple[dict[str, Any], dict[str, str]]:
@@ -294,19 +286,31 @@ def _test_split(root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, bo
     j14, pelvis = gt_from_verts(body, verts)
     size = np.tile([CROP_SIZE, CROP_SIZE], (n, 1)).astype(np.int32)
     arrays = {
-        "frame_id": ids, "image_path": [f"images/test/{i}.png" for i in ids], "scene_id": [str(m["scene_key"]) for m in metas],
-        "camera_id": [f"crop-{i}" for i in ids], "K": K, "T_world_to_cam": T, "image_size": size,
-        "bbox_xyxy": bbox.astype(np.float32), "verts_world": verts, "joints14_world": j14, "pelvis_world": pelvis,
-        "contact": contact, "contact_part": contact * body.part_ids.numpy().astype(np.uint8)[None],
+        "frame_id": ids,
+        "image_path": [f"images/test/{i}.png" for i in ids],
+        "scene_id": [str(m["scene_key"]) for m in metas],
+        "camera_id": [f"crop-{i}" for i in ids],
+        "K": K,
+        "T_world_to_cam": T,
+        "image_size": size,
+        "person_box_xyxy": bbox.astype(np.float32),
+        "verts_world": verts,
+        "joints14_world": j14,
+        "pelvis_world": pelvis,
+        "contact": contact,
+        "contact_part": contact * body.part_ids.numpy().astype(np.uint8)[None],
         # truncated: by the RAW image border (the stored crop always holds the whole tight box)
-        "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32), "truncated": truncated_flags(tight_raw, raw_size),
+        "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32),
+        "truncated": truncated_flags(tight_raw, raw_size),
         "crop_box_xyxy": np.tile([0.0, 0.0, CROP_SIZE - 1.0, CROP_SIZE - 1.0], (n, 1)).astype(np.float32),
         "source_crop_box_xyxy": crop_src,
-        "verts_world_smplx": vx, "source_key": keys, "source_cam_key": [str(m["cam_key"]) for m in metas],
+        "verts_world_smplx": vx,
+        "source_key": keys,
+        "source_cam_key": [str(m["cam_key"]) for m in metas],
         "sequence": [str(m.get("seq_name") or k.rsplit("_", 3)[0]) for m, k in zip(metas, keys)],
         "gender": [_gender(m.get("gender", "neutral"), f"{meta_path}[{i}]") for i, m in enumerate(metas)],
         **unknown_annotations(n),
-    }  # fmt: skip
+    }
     scans = {str(m["scene_key"]): f"{m['cap_name']}/{m['scan_name']}" for m in metas}
     return arrays, scans
 
@@ -318,16 +322,18 @@ def _gender(g: Any, where: str) -> str:
     return g
 
 
-def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, body: BodyModel,
-                    smplh: Callable[[str], BodyModel]) -> dict[str, Any]:  # fmt: skip
+def _trainval_split(
+    split: str, root: Path, stage: Path, cfg: RichImportConfig, cams, clouds, body: BodyModel, smplh: Callable[[str], BodyModel]
+) -> dict[str, Any]:
     sup = root / "sahmr_support" / f"{split}_split"
     how = "It comes with RICH's sahmr_support package."
     idx2meta = read_pickle(_need(sup / "meta" / "idx2meta.pkl", f"the RICH {split} metas", how), f"the RICH {split} metas")
     boxes = read_pickle(_need(sup / "meta" / "img2gtbbx.pkl", f"the RICH {split} GT boxes", how), f"the RICH {split} GT boxes")
     if not isinstance(idx2meta, Mapping) or not isinstance(boxes, Mapping):
         raise OriginalDataError(f"{sup / 'meta'}: idx2meta.pkl and img2gtbbx.pkl must each hold a dict")
-    metas = select_frames(list(idx2meta.values()), boxes, int(cfg.sample_interval.get(split, DEFAULT_INTERVALS[split])),
-                          where=str(sup / "meta" / "idx2meta.pkl"))  # fmt: skip
+    metas = select_frames(
+        list(idx2meta.values()), boxes, int(cfg.sample_interval.get(split, DEFAULT_INTERVALS[split])), where=str(sup / "meta" / "idx2meta.pkl")
+    )
     if cfg.limit:
         metas = metas[: cfg.limit]
     n = len(metas)
@@ -383,15 +389,28 @@ def _trainval_split(split: str, root: Path, stage: Path, cfg: RichImportConfig, 
                 verts[b] = out.verts.numpy()
     j14, pelvis = gt_from_verts(body, verts)
     arrays = {
-        "frame_id": ids, "image_path": img_paths, "scene_id": [str(m["scene_key"]) for m in metas],
-        "camera_id": [str(m["cam_key"]) for m in metas], "K": K, "T_world_to_cam": T, "image_size": size,
-        "bbox_xyxy": bbox, "verts_world": verts, "joints14_world": j14, "pelvis_world": pelvis, "contact": contact,
+        "frame_id": ids,
+        "image_path": img_paths,
+        "scene_id": [str(m["scene_key"]) for m in metas],
+        "camera_id": [str(m["cam_key"]) for m in metas],
+        "K": K,
+        "T_world_to_cam": T,
+        "image_size": size,
+        "person_box_xyxy": bbox,
+        "verts_world": verts,
+        "joints14_world": j14,
+        "pelvis_world": pelvis,
+        "contact": contact,
         "contact_part": contact * body.part_ids.numpy().astype(np.uint8)[None],
         "distance": camera_distance(T, pelvis.astype(np.float64)).astype(np.float32),
-        "truncated": truncated_flags(bbox.astype(np.float64), size), "gender": genders, "source_key": keys,
-        "source_cam_key": [str(m["cam_key"]) for m in metas], "sequence": [str(m.get("seq_name", "")) for m in metas],
-        **P, **unknown_annotations(n),
-    }  # fmt: skip
+        "truncated": truncated_flags(bbox.astype(np.float64), size),
+        "gender": genders,
+        "source_key": keys,
+        "source_cam_key": [str(m["cam_key"]) for m in metas],
+        "sequence": [str(m.get("seq_name", "")) for m in metas],
+        **P,
+        **unknown_annotations(n),
+    }
     return arrays
 
 
@@ -423,8 +442,10 @@ def _smplh_params(p: Any, path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_layout(root: Path, splits: Sequence[str]) -> Path:
-    how = ("Place RICH's sahmr_support package (scene_info/, test_split/, train_split/, val_split/) under RICH_ROOT, and "
-           "for training images_ds4/ and bodies/ beside it (README: Real datasets)")  # fmt: skip
+    how = (
+        "Place RICH's sahmr_support package (scene_info/, test_split/, train_split/, val_split/) under RICH_ROOT, and "
+        "for training images_ds4/ and bodies/ beside it (README: Real datasets)"
+    )
     if not root.is_dir():
         raise FileNotFoundError(f"RICH_ROOT {root}: not a folder. {how}")
     scene_info = _need(root / "sahmr_support" / "scene_info", "RICH scene info", how)
@@ -472,12 +493,21 @@ def import_rich(root: str | Path, out: str | Path, cfg: RichImportConfig, force:
         return smplh_cache[g]
 
     with staged_output(out, force=force) as stage:
-        writer = DatasetWriter(stage, "rich", body_meta(body, cfg.body_model), {
-            "source": "RICH (sahmr_support, as the original SA-HMR reads it)", "rich_root": str(root.resolve()),
-            "splits": list(cfg.splits), "sample_interval": dict(cfg.sample_interval), "limit": cfg.limit,
-            "smplx2smplh": str(cfg.smplx2smplh) if cfg.smplx2smplh else None,
-            "smplh": {g: str(p) if p else None for g, p in cfg.smplh.items()}, "importer": "sahmr import rich",
-        })  # fmt: skip
+        writer = DatasetWriter(
+            stage,
+            "rich",
+            body_meta(body, cfg.body_model),
+            {
+                "source": "RICH (sahmr_support, as the original SA-HMR reads it)",
+                "rich_root": str(root.resolve()),
+                "splits": list(cfg.splits),
+                "sample_interval": dict(cfg.sample_interval),
+                "limit": cfg.limit,
+                "smplx2smplh": str(cfg.smplx2smplh) if cfg.smplx2smplh else None,
+                "smplh": {g: str(p) if p else None for g, p in cfg.smplh.items()},
+                "importer": "sahmr import rich",
+            },
+        )
         used: dict[str, set[str]] = {}
         test_scans: dict[str, str] = {}
         for split in [s for s in RICH_SPLITS if s in cfg.splits]:
@@ -498,10 +528,18 @@ def import_rich(root: str | Path, out: str | Path, cfg: RichImportConfig, force:
             elif sid in sdfs:
                 sdf_json = sdfs[sid]
             grid = read_sdf(sdf_json) if sdf_json is not None else None
-            writer.write_scene(sid, pts, grid, meta={
-                "source": "RICH", "scene_key": sid, "pitch": pitch, "splits": sorted(used[sid]),
-                "voxel_file": cloud.relative_to(root).as_posix(),
-                "sdf_file": sdf_json.relative_to(root).as_posix() if sdf_json is not None else None,
-            })  # fmt: skip
+            writer.write_scene(
+                sid,
+                pts,
+                grid,
+                meta={
+                    "source": "RICH",
+                    "scene_key": sid,
+                    "pitch": pitch,
+                    "splits": sorted(used[sid]),
+                    "voxel_file": cloud.relative_to(root).as_posix(),
+                    "sdf_file": sdf_json.relative_to(root).as_posix() if sdf_json is not None else None,
+                },
+            )
         meta = writer.finalize(progress=cfg.progress)
     return meta

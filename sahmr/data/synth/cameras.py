@@ -28,7 +28,7 @@ class Camera:
 def intrinsics(width: int, height: int, hfov_deg: float, rng: np.random.Generator | None = None) -> np.ndarray:
     """K for a horizontal field of view; the principal point jittered by up to 2% of the size."""
     f = width / 2 / np.tan(np.deg2rad(hfov_deg) / 2)
-    jx, jy = (rng.uniform(-0.02, 0.02, 2) if rng is not None else (0.0, 0.0))
+    jx, jy = rng.uniform(-0.02, 0.02, 2) if rng is not None else (0.0, 0.0)
     return np.array([[f, 0, width / 2 + jx * width], [0, f, height / 2 + jy * height], [0, 0, 1.0]])
 
 
@@ -40,8 +40,18 @@ def project(points_world: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarr
 
 
 def sample_static_cameras(
-    scene_sdf, room_min: np.ndarray, room_max: np.ndarray, targets: np.ndarray, n: int, width: int, height: int,
-    rng: np.random.Generator, scene_id: str, height_range=(1.0, 2.5), hfov_range=(50.0, 75.0), margin: float = 0.25,
+    scene_sdf,
+    room_min: np.ndarray,
+    room_max: np.ndarray,
+    targets: np.ndarray,
+    n: int,
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    scene_id: str,
+    height_range=(1.0, 2.5),
+    hfov_range=(50.0, 75.0),
+    margin: float = 0.25,
 ) -> list[Camera]:
     """``n`` static cameras inside the room, away from furniture, each looking at one of ``targets``.
 
@@ -52,8 +62,13 @@ def sample_static_cameras(
         if len(cams) == n:
             break
         target = targets[rng.integers(len(targets))] + rng.normal(0, 0.3, 3) * [1, 1, 0.2]
-        eye = np.array([rng.uniform(room_min[0] + margin, room_max[0] - margin),
-                        rng.uniform(room_min[1] + margin, room_max[1] - margin), rng.uniform(*height_range)])
+        eye = np.array(
+            [
+                rng.uniform(room_min[0] + margin, room_max[0] - margin),
+                rng.uniform(room_min[1] + margin, room_max[1] - margin),
+                rng.uniform(*height_range),
+            ]
+        )
         d = np.linalg.norm(eye[:2] - target[:2])
         if not 2.0 <= d <= 7.0 or scene_sdf(eye[None])[0] < 0.4:
             continue

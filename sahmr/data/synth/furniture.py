@@ -25,7 +25,12 @@ class SceneParams:
     n_walls: tuple[int, ...] = (3, 4, 4)  # drawn uniformly from this tuple; 3 leaves one side open
     n_items: tuple[int, int] = (3, 7)  # furniture count, inclusive
     kind_weights: tuple[tuple[str, float], ...] = (
-        ("chair", 3.0), ("sofa", 2.0), ("bed", 1.2), ("table", 2.0), ("step", 1.2), ("box", 1.6),
+        ("chair", 3.0),
+        ("sofa", 2.0),
+        ("bed", 1.2),
+        ("table", 2.0),
+        ("step", 1.2),
+        ("box", 1.6),
     )
     max_per_kind: tuple[tuple[str, int], ...] = (("bed", 1), ("sofa", 2), ("step", 2))
     against_wall_prob: float = 0.6
@@ -67,8 +72,7 @@ def hsv_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 def wood_material(rng: np.random.Generator) -> dict:
     c = hsv_rgb(rng.uniform(0.05, 0.11), rng.uniform(0.35, 0.7), rng.uniform(0.3, 0.75))
-    return {"colour": c, "colour2": np.clip(c * rng.uniform(0.65, 0.85), 0, 1), "texture": "wood",
-            "texture_scale": float(rng.uniform(0.08, 0.2))}
+    return {"colour": c, "colour2": np.clip(c * rng.uniform(0.65, 0.85), 0, 1), "texture": "wood", "texture_scale": float(rng.uniform(0.08, 0.2))}
 
 
 def _fabric(rng: np.random.Generator) -> dict:
@@ -130,8 +134,9 @@ def _make_sofa(rng, p: SceneParams):
         # lying along the seat, feet toward one end: y_aff = ±x_obj, origin at that end's edge, centred in depth
         sign = 1.0 if rng.random() < 0.5 else -1.0
         yaw = -math.pi / 2 if sign > 0 else math.pi / 2
-        specs.append(AffordanceSpec("lie", (sign * length / 2, 0, h), yaw, sd, length, backrest=length if arms else None,
-                           foot_height=h, required=False))
+        specs.append(
+            AffordanceSpec("lie", (sign * length / 2, 0, h), yaw, sd, length, backrest=length if arms else None, foot_height=h, required=False)
+        )
     return boxes, specs
 
 
@@ -142,8 +147,12 @@ def _make_bed(rng, p: SceneParams):
     hh, ht = rng.uniform(0.9, 1.2), rng.uniform(0.05, 0.10)
     wood = wood_material(rng)
     sheet = hsv_rgb(rng.uniform(0, 1), rng.uniform(0.0, 0.35), rng.uniform(0.7, 0.95))
-    mattress = {"colour": sheet, "colour2": hsv_rgb(rng.uniform(0, 1), 0.3, 0.8), "texture": str(rng.choice(["plain", "stripes", "checker"])),
-                "texture_scale": float(rng.uniform(0.05, 0.2))}
+    mattress = {
+        "colour": sheet,
+        "colour2": hsv_rgb(rng.uniform(0, 1), 0.3, 0.8),
+        "texture": str(rng.choice(["plain", "stripes", "checker"])),
+        "texture_scale": float(rng.uniform(0.05, 0.2)),
+    }
     boxes = [
         box_between((-w / 2, -length / 2, 0), (w / 2, length / 2, base_h), wood),
         box_between((-w / 2, -length / 2, base_h), (w / 2, length / 2, top), mattress),
@@ -190,13 +199,17 @@ def _make_step(rng, p: SceneParams):
     for k in range(n):
         top = (k + 1) * rise
         boxes.append(box_between((-w / 2, front - treads[k], 0), (w / 2, front, top), mat))
-        specs.append(AffordanceSpec("stand", (0, front, top), 0.0, w, treads[k], foot_height=top,
-                           access=p.step_access if k == 0 else 0.0, required=(k == 0)))
+        specs.append(
+            AffordanceSpec("stand", (0, front, top), 0.0, w, treads[k], foot_height=top, access=p.step_access if k == 0 else 0.0, required=(k == 0))
+        )
         front -= treads[k]
     if n >= 2:
         k = n - 1
-        specs.append(AffordanceSpec("sit", (0, total / 2 - sum(treads[:k]), (k + 1) * rise), 0.0, w, treads[k],
-                           foot_height=max(k - 1, 0) * rise, required=False))
+        specs.append(
+            AffordanceSpec(
+                "sit", (0, total / 2 - sum(treads[:k]), (k + 1) * rise), 0.0, w, treads[k], foot_height=max(k - 1, 0) * rise, required=False
+            )
+        )
     return boxes, specs
 
 
@@ -211,5 +224,4 @@ def _make_crate(rng, p: SceneParams):
     return boxes, specs
 
 
-BUILDERS = {"chair": _make_chair, "sofa": _make_sofa, "bed": _make_bed, "table": _make_table,
-             "step": _make_step, "box": _make_crate}
+BUILDERS = {"chair": _make_chair, "sofa": _make_sofa, "bed": _make_bed, "table": _make_table, "step": _make_step, "box": _make_crate}

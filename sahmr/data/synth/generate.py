@@ -39,8 +39,9 @@ class SynthParams:
     image_size: tuple[int, int] = (512, 384)
     cameras_per_scene: int = 4
     views_per_person: int = 2
-    pose_class_weights: dict[str, float] = field(default_factory=lambda: {
-        "stand": 1.0, "walk": 1.0, "reach": 0.8, "crouch": 0.6, "kneel": 0.6, "sit": 2.2, "lie": 1.0, "lean": 1.2})
+    pose_class_weights: dict[str, float] = field(
+        default_factory=lambda: {"stand": 1.0, "walk": 1.0, "reach": 0.8, "crouch": 0.6, "kneel": 0.6, "sit": 2.2, "lie": 1.0, "lean": 1.2}
+    )
     distance_range: tuple[float, float] = (2.0, 7.0)
     hfov_range: tuple[float, float] = (50.0, 75.0)
     camera_height: tuple[float, float] = (1.0, 2.5)
@@ -171,8 +172,9 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
     W, H = p.image_size
     targets = np.array([a.origin for a in scene.affordances if a.kind != "stand"] or [[0.0, 0.0, 0.8]])
     targets[:, 2] = np.clip(targets[:, 2], 0.5, 1.2)
-    cams = sample_static_cameras(scene.sdf, scene.room_min, scene.room_max, targets, p.cameras_per_scene, W, H, rng,
-                                 sid, height_range=p.camera_height, hfov_range=p.hfov_range)
+    cams = sample_static_cameras(
+        scene.sdf, scene.room_min, scene.room_max, targets, p.cameras_per_scene, W, H, rng, sid, height_range=p.camera_height, hfov_range=p.hfov_range
+    )
     renderer = Renderer([scene_render_item(scene)])
     faces = body.faces.numpy()
     regions = body_regions(body.layer.lbs_weights.numpy())
@@ -181,10 +183,32 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
     weights = np.array([p.pose_class_weights[c] for c in classes], float)
     weights /= weights.sum()
 
-    rec: dict[str, list] = {k: [] for k in (
-        "frame_id", "image_path", "scene_id", "camera_id", "K", "T_world_to_cam", "image_size", "bbox_xyxy", "betas",
-        "body_pose", "global_orient", "transl", "verts_world", "joints14_world", "pelvis_world", "contact",
-        "contact_part", "pose_class", "occlusion", "distance", "truncated")}
+    rec: dict[str, list] = {
+        k: []
+        for k in (
+            "frame_id",
+            "image_path",
+            "scene_id",
+            "camera_id",
+            "K",
+            "T_world_to_cam",
+            "image_size",
+            "person_box_xyxy",
+            "betas",
+            "body_pose",
+            "global_orient",
+            "transl",
+            "verts_world",
+            "joints14_world",
+            "pelvis_world",
+            "contact",
+            "contact_part",
+            "pose_class",
+            "occlusion",
+            "distance",
+            "truncated",
+        )
+    }
     attempts = 0
     while len(rec["frame_id"]) < job.n_frames and attempts < 30 * job.n_frames and cams:
         attempts += 1
@@ -219,8 +243,16 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
             area = (box[2] - box[0]) * (box[3] - box[1])
             if area <= 0 or inter / area < p.min_in_image:
                 continue
-            res = renderer.render(cam.K, cam.T_world_to_cam, W, H, extra_items=[RenderItem(mesh, colours, PERSON_ID)],
-                                  lights=random_lights(rng, scene), rng=rng, noise_std=p.noise_std)
+            res = renderer.render(
+                cam.K,
+                cam.T_world_to_cam,
+                W,
+                H,
+                extra_items=[RenderItem(mesh, colours, PERSON_ID)],
+                lights=random_lights(rng, scene),
+                rng=rng,
+                noise_std=p.noise_std,
+            )
             full = int(res.silhouettes[0].sum())
             vis = int((res.instance == PERSON_ID).sum())
             occlusion = 1.0 - vis / max(full, 1)
@@ -230,12 +262,29 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
             rel = f"images/{job.split}/{fid}.jpg"
             write_image(root, rel, res.rgb)  # JPEG q95: decodes ~3x faster than PNG in the Dataset
             truncated = bool(box[0] < 0 or box[1] < 0 or box[2] > W - 1 or box[3] > H - 1)
-            for k, v in (("frame_id", fid), ("image_path", rel), ("scene_id", sid), ("camera_id", cam.camera_id),
-                         ("K", cam.K), ("T_world_to_cam", cam.T_world_to_cam), ("image_size", (W, H)), ("bbox_xyxy", box),
-                         ("betas", person.betas), ("body_pose", person.body_pose), ("global_orient", person.global_orient),
-                         ("transl", person.transl), ("verts_world", person.verts_world), ("joints14_world", j14),
-                         ("pelvis_world", pelvis), ("contact", contact), ("contact_part", np.where(contact, part_ids, 0)),
-                         ("pose_class", cls), ("occlusion", occlusion), ("distance", dist), ("truncated", truncated)):
+            for k, v in (
+                ("frame_id", fid),
+                ("image_path", rel),
+                ("scene_id", sid),
+                ("camera_id", cam.camera_id),
+                ("K", cam.K),
+                ("T_world_to_cam", cam.T_world_to_cam),
+                ("image_size", (W, H)),
+                ("person_box_xyxy", box),
+                ("betas", person.betas),
+                ("body_pose", person.body_pose),
+                ("global_orient", person.global_orient),
+                ("transl", person.transl),
+                ("verts_world", person.verts_world),
+                ("joints14_world", j14),
+                ("pelvis_world", pelvis),
+                ("contact", contact),
+                ("contact_part", np.where(contact, part_ids, 0)),
+                ("pose_class", cls),
+                ("occlusion", occlusion),
+                ("distance", dist),
+                ("truncated", truncated),
+            ):
                 rec[k].append(v)
             views += 1
     arrays = {k: np.asarray(v) for k, v in rec.items()}
@@ -302,10 +351,8 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
             bar.update(1)
     bar.close()
 
-    meta_body = {"name": body_file.meta.get("name", body_path.stem), "num_verts": body_file.num_verts,
-                 "sha256": body_file.meta.get("npz_sha256", "")}
-    writer = DatasetWriter(out, "synth", meta_body, overwrite=True,
-                           generator_meta={"generator": "sahmr synth", "params": asdict(params)})
+    meta_body = {"name": body_file.meta.get("name", body_path.stem), "num_verts": body_file.num_verts, "sha256": body_file.meta.get("npz_sha256", "")}
+    writer = DatasetWriter(out, "synth", meta_body, overwrite=True, generator_meta={"generator": "sahmr synth", "params": asdict(params)})
     for split in SPLITS:
         parts = [np.load(out / ".staging" / f"{scene_id_of(j)}.npz") for j in jobs if j.split == split]
         parts = [z for z in parts if len(z["frame_id"])]

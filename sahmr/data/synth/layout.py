@@ -96,8 +96,12 @@ def generate_scene(rng: np.random.Generator, params: SceneParams | None = None, 
         floor_mat["texture_scale"] = float(rng.uniform(0.12, 0.25))
     else:
         c = hsv_rgb(rng.uniform(0, 1), rng.uniform(0.0, 0.25), rng.uniform(0.45, 0.85))
-        floor_mat = {"colour": c, "colour2": np.clip(c * rng.uniform(0.75, 0.9), 0, 1), "texture": "checker",
-                     "texture_scale": float(rng.uniform(0.3, 0.6))}
+        floor_mat = {
+            "colour": c,
+            "colour2": np.clip(c * rng.uniform(0.75, 0.9), 0, 1),
+            "texture": "checker",
+            "texture_scale": float(rng.uniform(0.3, 0.6)),
+        }
     floor_box = box_between((x0 - wt, y0 - wt, -ft), (x1 + wt, y1 + wt, 0.0), floor_mat)
     floor_aff = Affordance("stand", affordance_frame(0.0, (0.0, y1, 0.0)), width=float(lx), depth=float(ly), height=0.0)
     objects = [SceneObject("floor", [floor_box], [floor_aff])]
@@ -105,8 +109,12 @@ def generate_scene(rng: np.random.Generator, params: SceneParams | None = None, 
     # walls (x-walls span the corners, y-walls fit between them: touching, never overlapping)
     wc = hsv_rgb(rng.uniform(0, 1), rng.uniform(0.03, 0.25), rng.uniform(0.7, 0.95))
     wall_tex = str(rng.choice(["plain", "plain", "stripes"]))
-    wall_mat = {"colour": wc, "colour2": np.clip(wc * rng.uniform(0.85, 0.95), 0, 1), "texture": wall_tex,
-                "texture_scale": float(rng.uniform(0.08, 0.3))}
+    wall_mat = {
+        "colour": wc,
+        "colour2": np.clip(wc * rng.uniform(0.85, 0.95), 0, 1),
+        "texture": wall_tex,
+        "texture_scale": float(rng.uniform(0.08, 0.3)),
+    }
     for side in wall_sides:
         if side == "y-":
             lo, hi = (x0 - wt, y0 - wt, 0.0), (x1 + wt, y0, height)
@@ -158,9 +166,18 @@ def generate_scene(rng: np.random.Generator, params: SceneParams | None = None, 
                     continue
             yaw = item.yaw + spec.yaw
             origin = rot_z(item.yaw) @ np.asarray(spec.origin, np.float64) + np.array([*item.t, 0.0])
-            affs.append(Affordance(spec.kind, affordance_frame(yaw, origin), width=float(spec.width), depth=float(spec.depth),
-                                   height=float(origin[2]), backrest=None if spec.backrest is None else float(spec.backrest),
-                                   foot_height=float(spec.foot_height), access=float(spec.access)))
+            affs.append(
+                Affordance(
+                    spec.kind,
+                    affordance_frame(yaw, origin),
+                    width=float(spec.width),
+                    depth=float(spec.depth),
+                    height=float(origin[2]),
+                    backrest=None if spec.backrest is None else float(spec.backrest),
+                    foot_height=float(spec.foot_height),
+                    access=float(spec.access),
+                )
+            )
         boxes = [b.transformed(item.yaw, (*item.t, 0.0)) for b in item.boxes]
         objects.append(SceneObject(item.kind, boxes, affs))
 
@@ -191,8 +208,10 @@ def _place(rng, p: SceneParams, kind: str, placed: list[Placement], wall_sides, 
             # world position of the local point (centre_x of footprint, lo_y) must be the wall point
             anchor_local = np.array([(lo[0] + hi[0]) / 2, lo[1]])
             wall_pt = {
-                "y-": (s, lo_room[1] + gap), "y+": (s, hi_room[1] - gap),
-                "x-": (lo_room[0] + gap, s), "x+": (hi_room[0] - gap, s),
+                "y-": (s, lo_room[1] + gap),
+                "y+": (s, hi_room[1] - gap),
+                "x-": (lo_room[0] + gap, s),
+                "x+": (hi_room[0] - gap, s),
             }[side]
             t = np.asarray(wall_pt) - _transform_2d(anchor_local[None], yaw, (0.0, 0.0))[0]
             margin = 0.0
@@ -219,6 +238,14 @@ def _place(rng, p: SceneParams, kind: str, placed: list[Placement], wall_sides, 
                 break
         if not ok:
             continue
-        return Placement(kind=kind, boxes=boxes, specs=specs, yaw=float(yaw), t=(float(t[0]), float(t[1])), footprint=foot,
-                         access_req=access, access_world=[_transform_2d(_access_poly(s), yaw, t) for s in specs])
+        return Placement(
+            kind=kind,
+            boxes=boxes,
+            specs=specs,
+            yaw=float(yaw),
+            t=(float(t[0]), float(t[1])),
+            footprint=foot,
+            access_req=access,
+            access_world=[_transform_2d(_access_poly(s), yaw, t) for s in specs],
+        )
     return None

@@ -32,8 +32,14 @@ MAX_PENETRATION = 0.02
 # part ids (spec §2.4)
 SOLES, HANDS, BACK, GLUTEUS, THIGHS = (1, 2), (3, 4), (5,), (6,), (7,)
 AFFORDANCE_FOR_CLASS = {
-    "stand": "floor", "walk": "floor", "reach": "floor", "crouch": "floor", "kneel": "floor",
-    "sit": "sit", "lie": "lie", "lean": "lean",
+    "stand": "floor",
+    "walk": "floor",
+    "reach": "floor",
+    "crouch": "floor",
+    "kneel": "floor",
+    "sit": "sit",
+    "lie": "lie",
+    "lean": "lean",
 }
 
 
@@ -171,8 +177,14 @@ def _score(pose_class: str, sdf: np.ndarray, v_world: np.ndarray, part_ids: np.n
 
 
 def place_person(
-    body: BodyModel, sdf_grid: SDFGrid, pose_class: str, T_world_aff: np.ndarray, aff, rng: np.random.Generator,
-    num_candidates: int = 16, betas: np.ndarray | None = None,
+    body: BodyModel,
+    sdf_grid: SDFGrid,
+    pose_class: str,
+    T_world_aff: np.ndarray,
+    aff,
+    rng: np.random.Generator,
+    num_candidates: int = 16,
+    betas: np.ndarray | None = None,
 ) -> PlacedPerson | None:
     """Try ``num_candidates`` random poses of ``pose_class`` on one affordance; the best valid or None.
 
@@ -210,7 +222,12 @@ def place_person(
     transl = Rt @ root[best] + Rw @ t_aff[best] + ow - root[best]
     go = Rotation.from_matrix(Rt).as_rotvec()  # (scipy: roma would import torch._dynamo, 1.6 s per worker)
     return PlacedPerson(
-        pose_class=pose_class, betas=betas.astype(np.float32), body_pose=poses[best], global_orient=go.astype(np.float32),
-        transl=transl.astype(np.float32), verts_world=v_world[best].astype(np.float32), sdf=sdf[best].astype(np.float32),
+        pose_class=pose_class,
+        betas=betas.astype(np.float32),
+        body_pose=poses[best],
+        global_orient=go.astype(np.float32),
+        transl=transl.astype(np.float32),
+        verts_world=v_world[best].astype(np.float32),
+        sdf=sdf[best].astype(np.float32),
         affordance_kind=AFFORDANCE_FOR_CLASS[pose_class],
     )

@@ -147,11 +147,13 @@ def random_lights(rng: np.random.Generator, scene: Scene | None = None, point_pr
         key = Light("point", direction=None, position=pos, intensity=key_i, cast_shadows=True)
     else:
         az, el = rng.uniform(-math.pi, math.pi), rng.uniform(math.radians(45), math.radians(80))
-        key = Light("directional", direction=(math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)),
-                    intensity=key_i, cast_shadows=True)
+        key = Light(
+            "directional", direction=(math.cos(az) * math.cos(el), math.sin(az) * math.cos(el), math.sin(el)), intensity=key_i, cast_shadows=True
+        )
     az = rng.uniform(-math.pi, math.pi)
-    fill = Light("directional", direction=(math.cos(az), math.sin(az), rng.uniform(0.2, 0.8)),
-                 intensity=float(rng.uniform(0.12, 0.3)), cast_shadows=False)
+    fill = Light(
+        "directional", direction=(math.cos(az), math.sin(az), rng.uniform(0.2, 0.8)), intensity=float(rng.uniform(0.12, 0.3)), cast_shadows=False
+    )
     return [key, fill]
 
 
@@ -204,9 +206,9 @@ class BoxTexture:
         c1 = np.array([b.colour for b in boxes]).reshape(-1, 3)[face_box]
         c2 = np.array([b.colour2 for b in boxes]).reshape(-1, 3)[face_box]
         # one packed column per face: au(3) bu av(3) bv c1(3) c2(3) kind -> one gather per hit
-        self._table = np.ascontiguousarray(np.concatenate(
-            [au, bu[:, None], av, bv[:, None], c1, c2, kind[:, None].astype(np.float64)], 1
-        ).T.astype(np.float32))  # (15, F)
+        self._table = np.ascontiguousarray(
+            np.concatenate([au, bu[:, None], av, bv[:, None], c1, c2, kind[:, None].astype(np.float64)], 1).T.astype(np.float32)
+        )  # (15, F)
         self._kinds_present = set(int(k) for k in np.unique(kind))
 
     def albedo(self, face_index: np.ndarray, points_world: np.ndarray) -> np.ndarray:
@@ -348,9 +350,7 @@ class _Prepared:
                 else:
                     self.face_colours = np.ascontiguousarray(c.T)  # (3, F)
             else:
-                raise ValueError(
-                    f"render: item colours must be (3,), (F={nf}, 3) or (V={nv}, 3) floats, got shape {c.shape}"
-                )
+                raise ValueError(f"render: item colours must be (3,), (F={nf}, 3) or (V={nv}, 3) floats, got shape {c.shape}")
         self.smooth = item.smooth if item.smooth is not None else self.vertex_colours is not None
         self.faces_t = np.ascontiguousarray(self.faces.T)  # (3, F)
 
@@ -407,9 +407,7 @@ class _Layer:
                     return self._scene
             self._scene = rtcore_scene.EmbreeScene()
             # keep the geometry objects alive as long as the scene
-            self._geoms = [
-                TriangleMesh(self._scene, p.verts.astype(np.float32), p.faces.astype(np.int32)) for p in self.prepared
-            ]
+            self._geoms = [TriangleMesh(self._scene, p.verts.astype(np.float32), p.faces.astype(np.int32)) for p in self.prepared]
             if key is not None:
                 self._cache[key] = (self._scene, self._geoms)
                 while len(self._cache) > _BVH_CACHE_SIZE:
@@ -418,8 +416,7 @@ class _Layer:
 
     def roi(self, K: np.ndarray, T: np.ndarray, width: int, height: int) -> np.ndarray | None:
         """Pixel indices whose rays can hit this layer (projection of its bounding box), or None = all."""
-        corners = np.array([[x, y, z] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1])
-                            for z in (self.lo[2], self.hi[2])])
+        corners = np.array([[x, y, z] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1]) for z in (self.lo[2], self.hi[2])])
         cam = corners @ T[:3, :3].T + T[:3, 3]
         if (cam[:, 2] <= 1e-6).any():
             return None
@@ -703,8 +700,9 @@ def _shade_group(pr: _Prepared, f: np.ndarray, u: np.ndarray, v: np.ndarray, pts
     return nn, aa
 
 
-def _light_term(layers: list[_Layer], light: Light, p: np.ndarray, n: np.ndarray, depth: np.ndarray, valid: np.ndarray,
-                shadows: bool, static_first: bool) -> np.ndarray:
+def _light_term(
+    layers: list[_Layer], light: Light, p: np.ndarray, n: np.ndarray, depth: np.ndarray, valid: np.ndarray, shadows: bool, static_first: bool
+) -> np.ndarray:
     """(N,) float32 max(0, n·l) * visibility of one light at points p (3, N) with normals n (3, N);
     shadow rays only where `valid`."""
     if light.kind == "directional":
@@ -732,8 +730,7 @@ def _light_term(layers: list[_Layer], light: Light, p: np.ndarray, n: np.ndarray
             blocked = np.zeros(len(lit), dtype=bool)
             for li, layer in enumerate(layers):
                 if li == 0 and static_first:
-                    occ = layer.scene.run(o, d, query="OCCLUDED") if tmax is None else \
-                        layer.scene.run(o, d, query="OCCLUDED", dists=tmax)
+                    occ = layer.scene.run(o, d, query="OCCLUDED") if tmax is None else layer.scene.run(o, d, query="OCCLUDED", dists=tmax)
                     blocked |= occ != -1  # embreex: 0 = occluded, -1 = free
                     continue
                 # small per-frame layers: only rays that can cross their bounding box
@@ -741,8 +738,11 @@ def _light_term(layers: list[_Layer], light: Light, p: np.ndarray, n: np.ndarray
                 if len(cand) == 0:
                     continue
                 oc, dc = np.ascontiguousarray(o[cand]), np.ascontiguousarray(d[cand])
-                occ = layer.scene.run(oc, dc, query="OCCLUDED") if tmax is None else \
-                    layer.scene.run(oc, dc, query="OCCLUDED", dists=np.ascontiguousarray(tmax[cand]))
+                occ = (
+                    layer.scene.run(oc, dc, query="OCCLUDED")
+                    if tmax is None
+                    else layer.scene.run(oc, dc, query="OCCLUDED", dists=np.ascontiguousarray(tmax[cand]))
+                )
                 blocked[cand[occ != -1]] = True
             ndl[lit[blocked]] = 0.0
     return ndl

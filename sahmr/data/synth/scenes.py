@@ -484,14 +484,25 @@ def scene_to_dict(scene: Scene) -> dict:
 
     def box(b: Box) -> dict:
         return {
-            "centre": b.centre.tolist(), "half": b.half.tolist(), "yaw": b.yaw, "colour": b.colour.tolist(),
-            "texture": b.texture, "colour2": b.colour2.tolist(), "texture_scale": b.texture_scale,
+            "centre": b.centre.tolist(),
+            "half": b.half.tolist(),
+            "yaw": b.yaw,
+            "colour": b.colour.tolist(),
+            "texture": b.texture,
+            "colour2": b.colour2.tolist(),
+            "texture_scale": b.texture_scale,
         }
 
     def aff(a: Affordance) -> dict:
         return {
-            "kind": a.kind, "T_world_aff": a.T_world_aff.tolist(), "width": a.width, "depth": a.depth,
-            "height": a.height, "backrest": a.backrest, "foot_height": a.foot_height, "access": a.access,
+            "kind": a.kind,
+            "T_world_aff": a.T_world_aff.tolist(),
+            "width": a.width,
+            "depth": a.depth,
+            "height": a.height,
+            "backrest": a.backrest,
+            "foot_height": a.foot_height,
+            "access": a.access,
         }
 
     return {
@@ -499,10 +510,7 @@ def scene_to_dict(scene: Scene) -> dict:
         "room_min": scene.room_min.tolist(),
         "room_max": scene.room_max.tolist(),
         "open_sides": list(scene.open_sides),
-        "objects": [
-            {"kind": o.kind, "boxes": [box(b) for b in o.boxes], "affordances": [aff(a) for a in o.affordances]}
-            for o in scene.objects
-        ],
+        "objects": [{"kind": o.kind, "boxes": [box(b) for b in o.boxes], "affordances": [aff(a) for a in o.affordances]} for o in scene.objects],
     }
 
 

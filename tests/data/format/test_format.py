@@ -93,8 +93,13 @@ def test_content_hash_is_deterministic_and_content_sensitive(tmp_path, built):
     w = DatasetWriter(copy, "tiny", BODY_META, {"seed": 0, "kind": "test fixture"}, overwrite=True)
     assert not (copy / "dataset.json").exists()  # incomplete while rewriting
     for sid in SCENES:
-        w.write_scene(sid, src["points"][sid], floor_sdf(), mesh=(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float),
-                      np.array([[0, 1, 2], [0, 1, 3]])), meta={"pitch": 0.02})  # fmt: skip
+        w.write_scene(
+            sid,
+            src["points"][sid],
+            floor_sdf(),
+            mesh=(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float), np.array([[0, 1, 2], [0, 1, 3]])),
+            meta={"pitch": 0.02},
+        )
     for split, arrays in src["arrays"].items():
         w.write_split(split, arrays)
     meta = w.finalize()
@@ -136,8 +141,10 @@ def _writer_with_scenes(root, rng):
 @pytest.mark.parametrize(
     "corrupt, match",
     [
-        (lambda a: a.update(verts_world=a["verts_world"][:, :-1]),
-         r"frames/train/verts_world\.npy \[verts_world\]: shape \(4, 49, 3\), expected \(4, 50, 3\)"),
+        (
+            lambda a: a.update(verts_world=a["verts_world"][:, :-1]),
+            r"frames/train/verts_world\.npy \[verts_world\]: shape \(4, 49, 3\), expected \(4, 50, 3\)",
+        ),
         (lambda a: a.pop("K"), r"frames/train/K\.npy \[K\]: missing required array"),
         (lambda a: a["K"].__setitem__((1, 0, 0), np.nan), r"\[K\]: non-finite.*train_000001"),
         (lambda a: a.__setitem__("contact", a["contact"].astype(float) * 0.5), r"contact.*bool"),

@@ -35,9 +35,15 @@ def edit_array(root, split, key, fn):
 
 
 def find(problems, where=None, field=None, text=None, frame=None, severity="error"):
-    hits = [p for p in problems if p.severity == severity and (where is None or p.where == where)
-            and (field is None or p.field == field) and (text is None or text in p.message)
-            and (frame is None or frame in p.frame_ids)]  # fmt: skip
+    hits = [
+        p
+        for p in problems
+        if p.severity == severity
+        and (where is None or p.where == where)
+        and (field is None or p.field == field)
+        and (text is None or text in p.message)
+        and (frame is None or frame in p.frame_ids)
+    ]
     assert hits, f"no {severity} with where={where} field={field} text={text!r} frame={frame}; got:\n{format_problems(problems)}"
     return hits[0]
 
@@ -48,8 +54,7 @@ def test_clean_dataset_has_no_problems(template):
 
 def test_missing_image(ds):
     (ds / "images/train/train_000003.png").unlink()
-    p = find(validate_dataset(ds), where="images/train/train_000003.png", field="image_path", text="image file missing",
-             frame="train_000003")  # fmt: skip
+    p = find(validate_dataset(ds), where="images/train/train_000003.png", field="image_path", text="image file missing", frame="train_000003")
     assert "train_000003" in str(p) and "images/train/train_000003.png" in str(p)
 
 
@@ -78,16 +83,15 @@ def test_wrong_length_and_dtype(ds):
 
 
 def test_box_outside_the_image_and_empty_box(ds):
-    edit_array(ds, "train", "bbox_xyxy", lambda a: (a.__setitem__(4, [200, 10, 260, 90]), a.__setitem__(1, [50, 60, 40, 80]), a)[2])
+    edit_array(ds, "train", "person_box_xyxy", lambda a: (a.__setitem__(4, [200, 10, 260, 90]), a.__setitem__(1, [50, 60, 40, 80]), a)[2])
     problems = validate_dataset(ds, check_hash=False)
-    find(problems, where="frames/train/bbox_xyxy.npy", field="bbox_xyxy", text="outside the image", frame="train_000004")
-    find(problems, where="frames/train/bbox_xyxy.npy", text="empty box", frame="train_000001")
+    find(problems, where="frames/train/person_box_xyxy.npy", field="person_box_xyxy", text="outside the image", frame="train_000004")
+    find(problems, where="frames/train/person_box_xyxy.npy", text="empty box", frame="train_000001")
 
 
 def test_unknown_scene_id(ds):
     edit_array(ds, "val", "scene_id", lambda a: np.array(["scene_a", "nowhere", "scene_b"]))
-    p = find(validate_dataset(ds, check_hash=False), where="frames/val/scene_id.npy", field="scene_id", text="unknown scene id",
-             frame="val_000001")  # fmt: skip
+    p = find(validate_dataset(ds, check_hash=False), where="frames/val/scene_id.npy", field="scene_id", text="unknown scene id", frame="val_000001")
     assert "nowhere" in p.message
 
 

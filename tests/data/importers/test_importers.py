@@ -46,13 +46,32 @@ def rich(open_model_path, tmp_path_factory):
     models = base / "models"
     smplh = {}
     for g in ("male", "female"):
-        assert main(["body", "import", str(truth.smplh_model_paths[g]), "--out-dir", str(models), "--name", f"smplh_{g}",
-                     "--gender", g]) == 0  # fmt: skip
+        assert main(["body", "import", str(truth.smplh_model_paths[g]), "--out-dir", str(models), "--name", f"smplh_{g}", "--gender", g]) == 0
         smplh[g] = models / f"smplh_{g}.npz"
     out = base / "rich_ds"
-    assert main(["import", "rich", str(src), "--out", str(out), "--splits", "train,val,test", "--body-model",
-                 str(open_model_path), "--smplx2smplh", str(truth.deftrafo_path), "--smplh-male", str(smplh["male"]),
-                 "--smplh-female", str(smplh["female"]), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "import",
+                "rich",
+                str(src),
+                "--out",
+                str(out),
+                "--splits",
+                "train,val,test",
+                "--body-model",
+                str(open_model_path),
+                "--smplx2smplh",
+                str(truth.deftrafo_path),
+                "--smplh-male",
+                str(smplh["male"]),
+                "--smplh-female",
+                str(smplh["female"]),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return truth, src, out, smplh
 
 
@@ -78,8 +97,11 @@ def test_rich_dataset_validates(rich, capsys):
     _, _, out, _ = rich
     assert main(["data", "validate", str(out)]) == 0
     ds = open_dataset(out)
-    assert ds.meta["splits"] == {"test": 4, "train": len(rich[0].splits["train"].selected_img_keys),
-                                 "val": len(rich[0].splits["val"].selected_img_keys)}  # fmt: skip
+    assert ds.meta["splits"] == {
+        "test": 4,
+        "train": len(rich[0].splits["train"].selected_img_keys),
+        "val": len(rich[0].splits["val"].selected_img_keys),
+    }
 
 
 def test_rich_test_split_is_exact(rich, open_model):
@@ -109,8 +131,9 @@ def test_rich_test_split_is_exact(rich, open_model):
         assert np.array_equal(a["contact_part"][i], np.where(t.contact, parts, 0))
         # the tight box of the projected GT, in crop pixels
         tight = t.tight_bbx
-        np.testing.assert_allclose(a["bbox_xyxy"][i], [sx * (tight[0] - l), sy * (tight[1] - u), sx * (tight[2] - l), sy * (tight[3] - u)],
-                                   atol=1e-3)  # fmt: skip
+        np.testing.assert_allclose(
+            a["person_box_xyxy"][i], [sx * (tight[0] - l), sy * (tight[1] - u), sx * (tight[2] - l), sy * (tight[3] - u)], atol=1e-3
+        )
         assert str(a["scene_id"][i]) == t.scene_key and str(a["source_cam_key"][i]) == t.cam_key
         assert np.array_equal(a["source_crop_box_xyxy"][i], t.squared_bbx)
         w, h = cam.image_size
@@ -183,16 +206,34 @@ def test_select_frames_rules_at_their_boundaries():
 
     box = lambda cx, cy: np.array([cx - 50, cy - 100, cx + 50, cy + 100])  # noqa: E731
     metas = [
-        meta("k_frame45", "45", 0), meta("k_frame60", "00060", "0"), meta("k_frame61", 61, 0),
-        meta("k_frame59_cam1", 59, 1), meta("k_frame75", 75, 0), meta("k_excluded", 60, 0, seq="LectureHall_009_021_reparingprojector1"),
-        meta("a_x4111", 60, 0), meta("a_x4111.5", 60, 0), meta("a_y3007", 60, 0), meta("a_y3007.5", 60, 0),
-        meta("p_x3500", 60, 0, cam_key="Pavallion_3"), meta("p_y3500", 60, 0, cam_key="Pavallion_3"),
-        meta("p_y4111", 60, 0, cam_key="Pavallion_5"), meta("p_xneg", 60, 0, cam_key="Pavallion_3"),
-    ]  # fmt: skip
+        meta("k_frame45", "45", 0),
+        meta("k_frame60", "00060", "0"),
+        meta("k_frame61", 61, 0),
+        meta("k_frame59_cam1", 59, 1),
+        meta("k_frame75", 75, 0),
+        meta("k_excluded", 60, 0, seq="LectureHall_009_021_reparingprojector1"),
+        meta("a_x4111", 60, 0),
+        meta("a_x4111.5", 60, 0),
+        meta("a_y3007", 60, 0),
+        meta("a_y3007.5", 60, 0),
+        meta("p_x3500", 60, 0, cam_key="Pavallion_3"),
+        meta("p_y3500", 60, 0, cam_key="Pavallion_3"),
+        meta("p_y4111", 60, 0, cam_key="Pavallion_5"),
+        meta("p_xneg", 60, 0, cam_key="Pavallion_3"),
+    ]
     boxes = {m["img_key"]: box(1000, 1000) for m in metas}
-    boxes.update({"a_x4111": box(4111, 1000), "a_x4111.5": box(4111.5, 1000), "a_y3007": box(1000, 3007),
-                  "a_y3007.5": box(1000, 3007.5), "p_x3500": box(3500, 1000), "p_y3500": box(1000, 3500),
-                  "p_y4111": box(1000, 4111), "p_xneg": box(-0.5, 1000)})  # fmt: skip
+    boxes.update(
+        {
+            "a_x4111": box(4111, 1000),
+            "a_x4111.5": box(4111.5, 1000),
+            "a_y3007": box(1000, 3007),
+            "a_y3007.5": box(1000, 3007.5),
+            "p_x3500": box(3500, 1000),
+            "p_y3500": box(1000, 3500),
+            "p_y4111": box(1000, 4111),
+            "p_xneg": box(-0.5, 1000),
+        }
+    )
     kept = [m["img_key"] for m in select_frames(metas, boxes, 15)]
     assert kept == ["a_x4111", "a_y3007", "k_frame59_cam1", "k_frame60", "k_frame75", "p_y3500", "p_y4111"]  # sorted
     kept30 = [m["img_key"] for m in select_frames(metas, boxes, 30)]  # the interval applies to frame + cam
@@ -216,7 +257,7 @@ def test_rich_trainval_split_is_exact(rich, split):
         K = cam.K.copy()
         K[:2] /= 4
         assert np.array_equal(a["K"][i], K) and np.array_equal(a["T_world_to_cam"][i], cam.T_w2c)
-        np.testing.assert_allclose(a["bbox_xyxy"][i], np.asarray(t.tight_bbx, np.float64) / 4, rtol=1e-7)
+        np.testing.assert_allclose(a["person_box_xyxy"][i], np.asarray(t.tight_bbx, np.float64) / 4, rtol=1e-7)
         assert np.array_equal(a["contact"][i], t.contact) and str(a["gender"][i]) == t.gender
         assert str(a["sequence"][i]) == t.seq_name and str(a["camera_id"][i]) == t.cam_key
         p = {k: np.zeros(45, np.float32) for k in ("left_hand_pose", "right_hand_pose")}
@@ -238,10 +279,12 @@ def test_rich_crop_within_3_grey_levels_of_cv2_warpaffine(rich):
     checked = 0
     for i, key in enumerate(truth.splits["train"].selected_img_keys):
         item = ds[i]
-        l, u, r, b = item["bbx_lurb"].double().numpy()
+        l, u, r, b = item["crop_box_xyxy"].double().numpy()
         cx, cy, half = (l + r) / 2, (u + b) / 2, (r - l) / 2
-        A = cv2.getAffineTransform(np.float32([[cx - half, cy - half], [cx + half, cy - half], [cx, cy]]),
-                                   np.float32([[0, 0], [CROP - 1, 0], [(CROP - 1) / 2, (CROP - 1) / 2]]))  # fmt: skip
+        A = cv2.getAffineTransform(
+            np.float32([[cx - half, cy - half], [cx + half, cy - half], [cx, cy]]),
+            np.float32([[0, 0], [CROP - 1, 0], [(CROP - 1) / 2, (CROP - 1) / 2]]),
+        )
         bgr = cv2.imread(str(src / "images_ds4" / "train" / truth.splits["train"].frames[key].image_relpath))
         ref = cv2.warpAffine(bgr, A, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         ours = np.rint(item["image"].numpy().transpose(1, 2, 0) * 255).astype(np.int16)
@@ -274,7 +317,7 @@ def test_prox_import_is_exact(prox, rich, open_model):
         v_h = (M @ t.gt_c_smplx_verts.astype(np.float64)) @ Tc[:3, :3].T + Tc[:3, 3]  # transfer, then to the world
         np.testing.assert_allclose(a["verts_world"][i], v_h, atol=2e-6)
         np.testing.assert_allclose(a["verts_world_smplx"][i], t.gt_c_smplx_verts @ Tc[:3, :3].T + Tc[:3, 3], atol=2e-6)
-        np.testing.assert_allclose(a["bbox_xyxy"][i], t.tight_bbx, rtol=1e-7)
+        np.testing.assert_allclose(a["person_box_xyxy"][i], t.tight_bbx, rtol=1e-7)
         assert not a["contact"][i].any() and tuple(a["image_size"][i]) == truth.image_size
     assert np.array_equal(ds.scene_points("vicon"), truth.voxel.points.astype(np.float32))
     g = ds.scene_sdf("vicon")
@@ -290,8 +333,9 @@ def test_gt_as_prediction_evaluates_to_zero_error(which, rich, prox, open_model_
     T = a["T_world_to_cam"].astype(np.float64)
     v = a["verts_world"].astype(np.float64)
     verts_cam = np.einsum("nij,nvj->nvi", T[:, :3, :3], v) + T[:, None, :3, 3]
-    pred = Predictions(frame_ids=np.asarray(a["frame_id"]), body_model=ds.meta["body_model"]["name"],
-                       num_vertices=v.shape[1], verts_cam=verts_cam.astype(np.float32))  # fmt: skip
+    pred = Predictions(
+        frame_ids=np.asarray(a["frame_id"]), body_model=ds.meta["body_model"]["name"], num_vertices=v.shape[1], verts_cam=verts_cam.astype(np.float32)
+    )
     path = write_predictions(tmp_path / "gt.npz", pred)
     _, summary = evaluate_split(path, out, "test", body_model=open_model_path)
     for k in ("g_mpjpe", "g_mpve", "mpjpe", "mpve", "pa_mpjpe"):
@@ -312,8 +356,7 @@ def _npy_object_with(payload: bytes) -> bytes:
 
 def _run_import(kind, src, out, open_model_path, rich, splits="test") -> int:
     truth, _, _, smplh = rich
-    argv = ["import", kind, str(src), "--out", str(out), "--body-model", str(open_model_path), "--smplx2smplh",
-            str(truth.deftrafo_path), "--quiet"]  # fmt: skip
+    argv = ["import", kind, str(src), "--out", str(out), "--body-model", str(open_model_path), "--smplx2smplh", str(truth.deftrafo_path), "--quiet"]
     if kind == "rich":
         argv += ["--splits", splits, "--smplh-male", str(smplh["male"]), "--smplh-female", str(smplh["female"])]
     return main(argv)
@@ -348,7 +391,7 @@ def _slots(truth_rich, prox_truth) -> list[tuple[str, str, Path, str]]:
         ("prox", "test", prox_truth.support_dir / "meta" / "mosh_mesh_test.pkl", "pkl"),
         ("prox", "test", prox_truth.support_dir / "img2gtbbx" / "mosh_mesh.pkl", "pkl"),
         ("prox", "test", prox_truth.voxel.path, "npy"),
-    ]  # fmt: skip
+    ]
 
 
 def test_code_running_pickle_refused_in_every_slot(rich, prox, open_model_path, tmp_path, capsys):
@@ -451,11 +494,43 @@ def test_out_folder_rules(rich, open_model_path, tmp_path, capsys):
 def test_missing_companion_files_named(rich, open_model_path, tmp_path, capsys):
     truth, src, _, smplh = rich
     out = tmp_path / "out"
-    assert main(["import", "rich", str(src), "--out", str(out), "--body-model", str(open_model_path), "--smplx2smplh",
-                 str(tmp_path / "absent.pkl"), "--quiet"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "import",
+                "rich",
+                str(src),
+                "--out",
+                str(out),
+                "--body-model",
+                str(open_model_path),
+                "--smplx2smplh",
+                str(tmp_path / "absent.pkl"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "absent.pkl", "model_transfer")
-    assert main(["import", "rich", str(src), "--out", str(out), "--splits", "train", "--body-model", str(open_model_path),
-                 "--smplh-male", str(tmp_path / "no_smplh.npz"), "--quiet"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "import",
+                "rich",
+                str(src),
+                "--out",
+                str(out),
+                "--splits",
+                "train",
+                "--body-model",
+                str(open_model_path),
+                "--smplh-male",
+                str(tmp_path / "no_smplh.npz"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "no_smplh.npz", "sahmr body import")
     _nothing_written(out)
     shutil.rmtree(out, ignore_errors=True)
@@ -471,15 +546,28 @@ def test_training_runs_on_imported_rich(rich, open_model_path, tmp_path):
     out = rich[2]
 
     def cfg(name):
-        return TrainConfig(data=out, out=tmp_path / name, train_split="train", val_split="val", batch_size=2, val_batch_size=2,
-                           epochs=1, limit_train_batches=2, limit_val_batches=1, canonical_lr=1e-4, canonical_bs=2,
-                           milestones=(1,), progress="none", sanity_val_steps=0, deterministic=True,
-                           dataset={"bbx_center_px": 10.0, "bbx_zoom": 0.4, "max_scene_points": 8000})  # fmt: skip
+        return TrainConfig(
+            data=out,
+            out=tmp_path / name,
+            train_split="train",
+            val_split="val",
+            batch_size=2,
+            val_batch_size=2,
+            epochs=1,
+            limit_train_batches=2,
+            limit_val_batches=1,
+            canonical_lr=1e-4,
+            canonical_bs=2,
+            milestones=(1,),
+            progress="none",
+            sanity_val_steps=0,
+            deterministic=True,
+            dataset={"bbx_center_px": 10.0, "bbx_zoom": 0.4, "max_scene_points": 8000},
+        )
 
     rc = train(RCNetTask("cpu"), cfg("rcnet"))
     assert rc["global_step"] == 2 and np.isfinite(rc["metrics"]["pelvis_error_refined_mm"])
-    params = {"preset": "cpu", "rcnet_ckpt": str(tmp_path / "rcnet" / "final.ckpt"), "body_model": str(open_model_path),
-              "model": {"num_layers": 1}}  # fmt: skip
+    params = {"preset": "cpu", "rcnet_ckpt": str(tmp_path / "rcnet" / "final.ckpt"), "body_model": str(open_model_path), "model": {"num_layers": 1}}
     s = train(SAHMRTask.from_params(params), cfg("sahmr"))
     assert s["global_step"] == 2 and np.isfinite(s["metrics"]["G_MPJPE"])
 
@@ -488,9 +576,11 @@ def test_prox_bad_inputs(prox, rich, open_model_path, tmp_path, capsys):
     truth, src, _ = prox
     out = tmp_path / "out"
     t = truth.frames[truth.img_keys[1]]
-    cases = {t.image_path: (lambda b: b[: len(b) // 3], "not a readable image"),
-             t.mesh_path: (lambda b: b[: len(b) // 2], "truncated PLY"),
-             truth.support_dir / "vicon" / "calibration" / "Color.json": (lambda b: b"{\"f\": [1000]}", "'c'")}  # fmt: skip
+    cases = {
+        t.image_path: (lambda b: b[: len(b) // 3], "not a readable image"),
+        t.mesh_path: (lambda b: b[: len(b) // 2], "truncated PLY"),
+        truth.support_dir / "vicon" / "calibration" / "Color.json": (lambda b: b'{"f": [1000]}', "'c'"),
+    }
     for path, (cut, needle) in cases.items():
         original = path.read_bytes()
         path.write_bytes(cut(original))

@@ -33,7 +33,7 @@ from tests.helpers.original_fixture import (
     write_ply_mesh,
     write_prox_fixture,
     write_rich_fixture,
-)  # fmt: skip
+)
 
 try:
     import cv2
@@ -109,8 +109,7 @@ def _grid_sample_sdf(values, gmin, gmax, pts):
     gmin, gmax = np.float32(gmin), np.float32(gmax)  # errata: min/max rounded to float32
     g = torch.from_numpy((((pts - gmin) / (gmax - gmin)) * 2 - 1)[:, [2, 1, 0]].astype(np.float32))
     vol = torch.from_numpy(np.asarray(values, np.float32))[None, None]
-    out = torch.nn.functional.grid_sample(vol, g[None, None, None], mode="bilinear", padding_mode="border",
-                                          align_corners=True)  # fmt: skip
+    out = torch.nn.functional.grid_sample(vol, g[None, None, None], mode="bilinear", padding_mode="border", align_corners=True)
     return out.reshape(-1).numpy().astype(np.float64)
 
 
@@ -145,8 +144,7 @@ def _select(metas, boxes, interval):
 
 def _same_meta(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
-        np.array_equal(a[k], b[k]) and type(a[k]) is type(b[k]) and np.asarray(a[k]).dtype == np.asarray(b[k]).dtype
-        for k in a
+        np.array_equal(a[k], b[k]) and type(a[k]) is type(b[k]) and np.asarray(a[k]).dtype == np.asarray(b[k]).dtype for k in a
     )
 
 
@@ -318,12 +316,10 @@ def test_rich_train_val_selection(rich, split):
         assert any(cx == 4111 and k in kept for k, (cx, _) in centres.items())
         assert any(cx == 4111.5 and dropped.get(k) == "rule4" for k, (cx, _) in centres.items())
         assert any(cy == 3500 and by[k]["cam_key"] == "Pavallion_3" and k in kept for k, (_, cy) in centres.items())
-        assert any(cx == 3500 and by[k]["cam_key"] == "Pavallion_3" and dropped.get(k) == "rule4"
-                   for k, (cx, _) in centres.items())  # fmt: skip
+        assert any(cx == 3500 and by[k]["cam_key"] == "Pavallion_3" and dropped.get(k) == "rule4" for k, (cx, _) in centres.items())
         assert {type(m["frame_name"]) for m in metas} == {str, int} and {type(m["cam_id"]) for m in metas} == {str, int}
     else:  # interval 30, not 15
-        assert any((int(m["frame_name"]) + int(m["cam_id"])) % 15 == 0 and dropped.get(m["img_key"]) == "rule1"
-                   for m in metas)  # fmt: skip
+        assert any((int(m["frame_name"]) + int(m["cam_id"])) % 15 == 0 and dropped.get(m["img_key"]) == "rule1" for m in metas)
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -353,15 +349,13 @@ def test_rich_train_val_files(rich, split):
         for k, v in params.items():
             assert isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype == t.body_params[k].dtype
             assert np.array_equal(v, t.body_params[k])
-        assert {k: len(v) for k, v in params.items() if "hand" not in k} == dict(betas=10, global_orient=3,
-                                                                                 body_pose=63, transl=3)  # fmt: skip
+        assert {k: len(v) for k, v in params.items() if "hand" not in k} == dict(betas=10, global_orient=3, body_pose=63, transl=3)
         param_dtypes.add(params["betas"].dtype.name)
         hand_flags.add("left_hand_pose" in params)
         if "left_hand_pose" in params:
             assert len(params["left_hand_pose"]) == len(params["right_hand_pose"]) == 45
         # contact
-        assert np.array_equal(_contact(rich.support_dir / f"{split}_split" / "contact" / last3["contact_file"]),
-                              t.contact)  # fmt: skip
+        assert np.array_equal(_contact(rich.support_dir / f"{split}_split" / "contact" / last3["contact_file"]), t.contact)
         # ds4 JPEG
         jpg = rich.root / "images_ds4" / split / last3["img_file"]
         rgb = _pil_rgb(jpg)

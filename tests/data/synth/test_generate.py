@@ -60,8 +60,12 @@ def test_body_params_reproduce_vertices(tiny, open_model):
     root, _ = tiny
     arr = open_dataset(root).split("train")
     with torch.no_grad():
-        out = open_model(betas=torch.as_tensor(np.array(arr["betas"])), body_pose=torch.as_tensor(np.array(arr["body_pose"])),
-                         global_orient=torch.as_tensor(np.array(arr["global_orient"])), transl=torch.as_tensor(np.array(arr["transl"])))
+        out = open_model(
+            betas=torch.as_tensor(np.array(arr["betas"])),
+            body_pose=torch.as_tensor(np.array(arr["body_pose"])),
+            global_orient=torch.as_tensor(np.array(arr["global_orient"])),
+            transl=torch.as_tensor(np.array(arr["transl"])),
+        )
     np.testing.assert_allclose(out.verts.numpy(), np.asarray(arr["verts_world"]), atol=2e-5)
 
 

@@ -20,21 +20,31 @@ def _box_sdf(p, c, h):
 def room():
     """Floor z=0, a chair seat (top 0.45, front edge y=0) with a backrest 0.5 m behind the edge,
     a table top (a 5 cm slab at 0.70–0.75, front edge y=0; legs omitted) at x=2 and a bed (top 0.55, front edge y=0) at x=−2.5."""
+
     def sdf(p):
         d = p[..., 2].copy()
-        for c, h in (([0, -0.25, 0.225], [0.3, 0.25, 0.225]), ([0, -0.525, 0.45], [0.3, 0.025, 0.45]),
-                     ([2, -0.4, 0.725], [0.6, 0.4, 0.025]), ([-2.5, -1.0, 0.275], [0.8, 1.0, 0.275])):
+        for c, h in (
+            ([0, -0.25, 0.225], [0.3, 0.25, 0.225]),
+            ([0, -0.525, 0.45], [0.3, 0.025, 0.45]),
+            ([2, -0.4, 0.725], [0.6, 0.4, 0.025]),
+            ([-2.5, -1.0, 0.275], [0.8, 1.0, 0.275]),
+        ):
             d = np.minimum(d, _box_sdf(p, np.array(c), np.array(h)))
         return d
+
     xs, ys, zs = np.linspace(-4, 4, 161), np.linspace(-3, 3, 121), np.linspace(-0.5, 2.5, 61)
     X, Y, Z = np.meshgrid(xs, ys, zs, indexing="ij")
-    grid = SDFGrid(values=sdf(np.stack([X, Y, Z], -1)).astype(np.float32),
-                   min_world=np.array([-4, -3, -0.5], np.float32), max_world=np.array([4, 3, 2.5], np.float32))
+    grid = SDFGrid(
+        values=sdf(np.stack([X, Y, Z], -1)).astype(np.float32),
+        min_world=np.array([-4, -3, -0.5], np.float32),
+        max_world=np.array([4, 3, 2.5], np.float32),
+    )
 
     def T(o):
         t = np.eye(4)
         t[:3, 3] = o
         return t
+
     floor = (T([0, 1.5, 0]), SimpleNamespace(width=0.0, depth=0.0, height=0.0, backrest=None))
     cases = {c: floor for c in ("stand", "walk", "reach", "crouch", "kneel")}
     cases["sit"] = (T([0, 0, 0.45]), SimpleNamespace(width=0.6, depth=0.5, height=0.45, backrest=0.5))
@@ -43,8 +53,16 @@ def room():
     return grid, sdf, cases
 
 
-REQUIRED_PARTS = {"stand": (1, 2), "walk": (1, 2), "reach": (1, 2), "crouch": (1, 2), "sit": (6, 7),
-                  "lean": (3, 4), "lie": None, "kneel": None}  # lying may be on the side
+REQUIRED_PARTS = {
+    "stand": (1, 2),
+    "walk": (1, 2),
+    "reach": (1, 2),
+    "crouch": (1, 2),
+    "sit": (6, 7),
+    "lean": (3, 4),
+    "lie": None,
+    "kneel": None,
+}  # lying may be on the side
 
 
 @pytest.mark.parametrize("pose_class", POSE_CLASSES)
@@ -62,8 +80,12 @@ def test_placement_contacts_and_penetration(open_model, room, pose_class):
         if REQUIRED_PARTS[pose_class]:
             assert (p.contact & np.isin(pid, REQUIRED_PARTS[pose_class])).any()
         with torch.no_grad():
-            out = open_model(betas=torch.as_tensor(p.betas)[None], body_pose=torch.as_tensor(p.body_pose)[None],
-                             global_orient=torch.as_tensor(p.global_orient)[None], transl=torch.as_tensor(p.transl)[None])
+            out = open_model(
+                betas=torch.as_tensor(p.betas)[None],
+                body_pose=torch.as_tensor(p.body_pose)[None],
+                global_orient=torch.as_tensor(p.global_orient)[None],
+                transl=torch.as_tensor(p.transl)[None],
+            )
         np.testing.assert_allclose(out.verts[0].numpy(), p.verts_world, atol=1e-5)
 
 
@@ -94,8 +116,7 @@ def test_pose_candidates_equal_the_body_model(open_model):
     poses = np.concatenate([sample_poses(c, 3, rng) for c in ("sit", "lie", "reach")])
     verts, root = pose_candidates(open_model, betas, poses)
     with torch.no_grad():
-        out = open_model(betas=torch.as_tensor(np.repeat(betas[None], len(poses), 0), dtype=torch.float32),
-                         body_pose=torch.as_tensor(poses))
+        out = open_model(betas=torch.as_tensor(np.repeat(betas[None], len(poses), 0), dtype=torch.float32), body_pose=torch.as_tensor(poses))
     assert verts.shape == tuple(out.verts.shape) and verts.dtype == np.float64
     np.testing.assert_allclose(verts, out.verts.numpy(), atol=2e-6)
     np.testing.assert_allclose(np.broadcast_to(root, (len(poses), 3)), out.joints[:, 0].numpy(), atol=1e-6)

@@ -146,8 +146,7 @@ def test_point_light_falls_on_facing_side():
 
 
 def test_textures_are_procedural_and_deterministic():
-    checker = _box((0.0, 0.0, -0.05), (2.0, 2.0, 0.05), colour=(0.9, 0.9, 0.9), colour2=(0.1, 0.1, 0.1),
-                   texture="checker", texture_scale=0.25)
+    checker = _box((0.0, 0.0, -0.05), (2.0, 2.0, 0.05), colour=(0.9, 0.9, 0.9), colour2=(0.1, 0.1, 0.1), texture="checker", texture_scale=0.25)
     tex = BoxTexture([checker])
     top_faces = np.nonzero(np.arange(12) // 2 == 5)[0]  # +z faces of the box template
     pts = np.array([[0.1, 0.1, 0.0], [0.35, 0.1, 0.0], [0.35, 0.35, 0.0], [-0.1, 0.1, 0.0]])
@@ -240,12 +239,15 @@ def test_static_view_cache_renders_exactly_what_a_fresh_renderer_renders():
         b = trimesh.creation.capsule(height=1.2, radius=0.25)
         b.apply_translation(pos + [0, 0, 0.85])
         bodies.append((b, pos))
-    cams = [look_at(np.array([scene.room_min[0] + 0.3 + 0.4 * i, scene.room_min[1] + 0.3, 1.2 + 0.3 * i]), pos + [0, 0, 0.9])
-            for i, (_, pos) in enumerate(bodies)]
+    cams = [
+        look_at(np.array([scene.room_min[0] + 0.3 + 0.4 * i, scene.room_min[1] + 0.3, 1.2 + 0.3 * i]), pos + [0, 0, 0.9])
+        for i, (_, pos) in enumerate(bodies)
+    ]
     item = scene_render_item(scene)
     cached, uncached = Renderer([item], view_cache=2), Renderer([item], view_cache=0)
-    for k, (ci, bi, shade) in enumerate([(0, 0, True), (1, 1, True), (0, 2, True), (2, 0, False), (1, 1, True),
-                                         (0, 1, False), (2, 2, True), (2, None, True)]):
+    for k, (ci, bi, shade) in enumerate(
+        [(0, 0, True), (1, 1, True), (0, 2, True), (2, 0, False), (1, 1, True), (0, 1, False), (2, 2, True), (2, None, True)]
+    ):
         extra = [] if bi is None else [RenderItem(bodies[bi][0], (0.7, 0.5, 0.4), 1000)]
         lights = random_lights(np.random.default_rng(k), scene)
         a = cached.render(K, cams[ci], W, H, extra_items=extra, lights=lights, shade=shade)

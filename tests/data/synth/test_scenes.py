@@ -33,9 +33,7 @@ def scenes():
 
 
 def _random_boxes(rng, n):
-    return [
-        Box(rng.uniform(-1, 1, 3), rng.uniform(0.05, 0.6, 3), yaw=rng.uniform(-math.pi, math.pi)) for _ in range(n)
-    ]
+    return [Box(rng.uniform(-1, 1, 3), rng.uniform(0.05, 0.6, 3), yaw=rng.uniform(-math.pi, math.pi)) for _ in range(n)]
 
 
 def _mesh(boxes):
@@ -162,8 +160,7 @@ def test_furniture_stands_on_the_floor_inside_the_room_without_overlap(scenes):
 
 def test_every_item_has_a_valid_affordance(scenes):
     p = SceneParams()
-    height_range = {"chair": p.chair_seat_height, "sofa": p.sofa_seat_height, "bed": p.bed_height,
-                    "table": p.table_height}
+    height_range = {"chair": p.chair_seat_height, "sofa": p.sofa_seat_height, "bed": p.bed_height, "table": p.table_height}
     for s in scenes:
         for i in s.furniture_indices:
             obj = s.objects[i]
@@ -193,8 +190,7 @@ def test_every_item_has_a_valid_affordance(scenes):
                     assert abs(s.sdf(face_pt)[0]) < 1e-9
                     assert s.sdf(a.to_world([[0.0, -a.backrest - 0.02, 0.1]]))[0] < 0
                 if a.access > 0:  # the reserved zone in front is free floor (up to 1.5 m high)
-                    zone = np.array([[x, y, z] for x in np.linspace(-w, w, 5) for y in np.linspace(0.03, a.access, 5)
-                                     for z in (0.05, 0.5, 1.5)])
+                    zone = np.array([[x, y, z] for x in np.linspace(-w, w, 5) for y in np.linspace(0.03, a.access, 5) for z in (0.05, 0.5, 1.5)])
                     zone[:, 2] -= a.height
                     assert s.sdf(a.to_world(zone), object_indices=s.furniture_indices).min() > 0.02
             for a in obj.affordances:
@@ -210,8 +206,7 @@ def test_every_item_has_a_valid_affordance(scenes):
                     assert 0.0 <= a.foot_height < a.height
     # sit with a backrest exists for chairs/sofas; beds can be lain on with the headboard at the back
     kinds = {(s.objects[a.object_index].kind, a.kind) for s in scenes for a in s.affordances}
-    for pair in [("chair", "sit"), ("sofa", "sit"), ("bed", "lie"), ("table", "lean"), ("step", "stand"),
-                 ("box", "sit"), ("floor", "stand")]:
+    for pair in [("chair", "sit"), ("sofa", "sit"), ("bed", "lie"), ("table", "lean"), ("step", "stand"), ("box", "sit"), ("floor", "stand")]:
         assert pair in kinds
 
 
@@ -254,7 +249,7 @@ def test_scene_mesh_and_small_params():
     assert len(s.furniture) == 3
     m = s.mesh()
     assert len(m.faces) == 12 * len(s.boxes) and m.visual.face_colors.shape == (len(m.faces), 4)
-    assert (m.metadata["face_object"][: 12] == 0).all()
+    assert (m.metadata["face_object"][:12] == 0).all()
     lo, hi = s.bounds()
     assert lo[2] < 0 < hi[2]
 

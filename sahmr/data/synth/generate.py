@@ -313,7 +313,7 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
 
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
-    from sahmr.data.format import DatasetWriter
+    from sahmr.data.format import FORMAT_VERSION, DatasetWriter
 
     out = Path(out)
     body_path = resolve_model_path(body_model)
@@ -322,7 +322,7 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
     same_params = stamp.is_file() and json.loads(stamp.read_text()).get("digest") == params.digest()
     if stamp.is_file() and not same_params:
         shutil.rmtree(out)  # other parameters: nothing of the old run is reusable
-    elif same_params and (out / "dataset.json").is_file():
+    elif same_params and (out / "dataset.json").is_file() and json.loads((out / "dataset.json").read_text()).get("format_version") == FORMAT_VERSION:
         if progress:
             print(f"[synth] {out} is complete for these parameters; nothing to do")
         return json.loads((out / "dataset.json").read_text())

@@ -18,12 +18,13 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from sahmr.atomic import atomic_write_bytes
 
 PERSON_ID = 1000
 SPLITS = ("train", "val", "test")
@@ -307,29 +308,38 @@ def _run_job(args) -> tuple[str, str, int, float]:
 
 
 # -------------------------------------------------------------------------------------------- assembly
-def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Path, workers: int = 2, progress=True) -> dict:
-    """Generate (or resume) the dataset at ``out``; returns the dataset meta."""
+def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Path, workers: int = 2, progress=True, force: bool = False) -> dict:
+    """Generate (or resume) the dataset at ``out``; returns the dataset meta.
+
+    ``out`` must be new, empty, or synth's own (see :mod:`sahmr.data.synth.outdir`); ``force`` lets synth
+    replace a dataset it did not generate or write beside files it did not write — which it never removes."""
     from tqdm import tqdm
 
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
-    from sahmr.data.format import DatasetWriter
+    from sahmr.data.format import FORMAT_VERSION, DatasetWriter
+    from sahmr.data.synth.outdir import STAMP, claim_out_dir
 
     out = Path(out)
     body_path = resolve_model_path(body_model)
     body_file = load_body_model_file(body_path)
-    stamp = out / ".staging" / "params.json"
-    same_params = stamp.is_file() and json.loads(stamp.read_text()).get("digest") == params.digest()
-    if stamp.is_file() and not same_params:
-        shutil.rmtree(out)  # other parameters: nothing of the old run is reusable
-    elif same_params and (out / "dataset.json").is_file():
-        if progress:
-            print(f"[synth] {out} is complete for these parameters; nothing to do")
-        return json.loads((out / "dataset.json").read_text())
+    stamp = out / STAMP
+    try:
+        stamp_digest = json.loads(stamp.read_text()).get("digest") if stamp.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        stamp_digest = ""  # synth's own stamp, unreadable (killed mid-write): treat as other parameters
+    state = claim_out_dir(out, stamp_digest, params.digest(), force)
+    if state == "complete":
+        meta = json.loads((out / "dataset.json").read_text())
+        if meta.get("format_version") == FORMAT_VERSION:
+            if progress:
+                print(f"[synth] {out} is complete for these parameters; nothing to do")
+            return meta
+        # an older format (same parameters): regenerated in place below, file for file
     if (out / "dataset.json").is_file():
         (out / "dataset.json").unlink()  # from here on the folder is incomplete until finalize()
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list))
+    atomic_write_bytes(stamp, json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list).encode())
 
     jobs = scene_jobs(params)
     done = {}

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from sahmr.atomic import atomic_write
+from sahmr.reading import FileFormatError, load_npz, read_json
 
 MODEL_TYPES = ("smpl", "smplh", "smplx")
 SMPL_REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -197,15 +198,15 @@ def save_body_model(model: BodyModelFile, path: str | Path) -> Path:
 def load_body_model_file(path: str | Path) -> BodyModelFile:
     """Read a body-model ``.npz`` (+ optional ``.json``) without unpickling anything."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(path)
+    what = "a body-model .npz written by `sahmr body import` or `sahmr body build-open`"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError as e:  # object arrays inside
-        raise BodyModelFileError(f"{path}: not a plain-array body-model file ({e})") from None
+        arrays = load_npz(path, what)
+    except FileFormatError as e:
+        raise BodyModelFileError(str(e)) from None
     meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_json(meta_path, f"the metadata of {path.name}") if meta_path.is_file() else {}
+    if not isinstance(meta, dict):
+        raise BodyModelFileError(f"{meta_path}: expected a JSON object (the metadata of {path.name})")
     model = BodyModelFile(arrays=arrays, meta=meta, path=path)
     model.validate(str(path))
     return model

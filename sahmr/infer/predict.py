@@ -138,6 +138,17 @@ def load_predictor(
     return Predictor(trained.model, trained.task.crop_size, faces, task_name)
 
 
+MESH_FORMATS = ("ply", "obj")
+
+
+def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The mesh formats, checked (ValueError naming --formats)."""
+    bad = set(formats) - set(MESH_FORMATS)
+    if bad or not formats:
+        raise ValueError(f"--formats: choose from 'ply', 'obj' (comma-separated), got {list(formats)}")
+    return formats
+
+
 def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[str, ...] = ("ply", "obj")) -> list[Path]:
     """Write one frame's result into `out_dir` (each file atomic); returns the paths written.
 
@@ -145,9 +156,7 @@ def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[
     prediction.npz (every array of FramePrediction); prediction.json (pelvis, contact counts per part,
     fallback, inputs)."""
     out = Path(out_dir)
-    bad = set(formats) - {"ply", "obj"}
-    if bad or not formats:
-        raise ValueError(f"formats: choose from 'ply', 'obj', got {list(formats)}")
+    check_formats(formats)
     written: list[Path] = []
     for frame in ("world", "cam"):
         verts = getattr(pred, f"verts_{frame}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from sahmr.cliargs import positive_float, positive_int
 from sahmr.config import add_params_arguments, load_section
 
 
@@ -24,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="datasets/synth", help="output dataset folder")
     add_params_arguments(p, "synth")
     p.add_argument("--body-model", default="models/sahmr-open.npz", help="body model name or .npz")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (one scene each)")
+    p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1), help="worker processes (one scene each)")
     p.add_argument("--seed", type=int, default=None, help="override synth.seed (as -S seed=N)")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply the number of scenes per split (e.g. 0.1)")
+    p.add_argument("--scale", type=positive_float, default=1.0, help="multiply the number of scenes per split (e.g. 0.1)")
     p.add_argument(
         "--force",
         action="store_true",

@@ -88,6 +88,9 @@ def _set_offline_env() -> None:
 def _fingerprint(cfg: TrainConfig, task: Task) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in TrainConfig.RESUME_FREE}
     d["data"] = str(Path(cfg.data).resolve())
+    # the data's content, not only its path: a regenerated dataset must not resume an old run silently
+    meta = Path(cfg.data) / "dataset.json"
+    d["data_content_hash"] = json.loads(meta.read_text()).get("content_hash") if meta.is_file() else None
     d["task"] = str(getattr(task, "name", type(task).__name__))
     params = getattr(task, "params", None)
     if params is None and dataclasses.is_dataclass(getattr(task, "cfg", None)):

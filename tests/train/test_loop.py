@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,15 @@ def test_resume_refuses_other_config(tiny_synth, tmp_path):
         train(PelvisTask(), _cfg(root, tmp_path, epochs=2, batch_size=2))
     r = train(PelvisTask(), _cfg(root, tmp_path, epochs=1, batch_size=2, resume=False))
     assert r["resumed_from"] is None and r["global_step"] == 5
+    # the same folder, regenerated with other content (e.g. by `dvc repro` after a data change): refused
+    data2 = tmp_path / "data2"
+    shutil.copytree(root, data2)
+    meta = json.loads((data2 / "dataset.json").read_text())
+    train(PelvisTask(), _cfg(data2, tmp_path, epochs=1, batch_size=2, resume=False))
+    meta["content_hash"] = "0" * 64
+    (data2 / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"different training configuration.*'data_content_hash'"):
+        train(PelvisTask(), _cfg(data2, tmp_path, epochs=2, batch_size=2))
 
 
 # ---------------------------------------------------------------------------------------------- subprocesses

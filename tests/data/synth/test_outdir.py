@@ -121,3 +121,16 @@ def test_other_kinds_of_out(tmp_path):
     (d / "frames" / "train" / "x.npy").write_bytes(b"")
     (d / "frames" / "train" / "user.txt").write_text("u")
     assert remove_own_files(d) == 1 and snapshot(d) == {"frames/train/user.txt": b"u"}
+
+
+def test_older_format_is_regenerated_not_taken_as_complete(done, open_model_path, tmp_path):
+    """Same parameters but a dataset of an older format_version (found by `dvc repro` on the persisted
+    datasets/synth): regenerated in place, giving what a fresh run gives."""
+    src, meta = done
+    out = tmp_path / "ds"
+    shutil.copytree(src, out)
+    old = json.loads((out / "dataset.json").read_text())
+    old["format_version"] = 1
+    (out / "dataset.json").write_text(json.dumps(old))
+    again = generate_dataset(out, SynthParams(**SMALL), open_model_path, workers=1, progress=False)
+    assert again == meta and snapshot(out) == snapshot(src)

@@ -128,8 +128,15 @@ def world(tiny_synth, open_model_path, tmp_path_factory) -> World:
     a = r.split("test")
     ids = [str(x) for x in a["frame_id"]]
     pred = root / "pred.npz"
-    write_predictions(pred, Predictions(frame_ids=np.array(ids), body_model=body.stem, num_vertices=int(a["verts_world"].shape[1]),
-                                        verts_world=np.asarray(a["verts_world"], np.float32)))  # fmt: skip
+    write_predictions(
+        pred,
+        Predictions(
+            frame_ids=np.array(ids),
+            body_model=body.stem,
+            num_vertices=int(a["verts_world"].shape[1]),
+            verts_world=np.asarray(a["verts_world"], np.float32),
+        ),
+    )
     frame = root / "frame"
     frame.mkdir()
     image = frame / "image.png"
@@ -139,7 +146,8 @@ def world(tiny_synth, open_model_path, tmp_path_factory) -> World:
     scene = frame / "scene.npy"
     np.save(scene, np.asarray(r.scene_points(str(a["scene_id"][0]))))
     camera = frame / "camera.json"
-    camera.write_text(json.dumps({"K": np.asarray(a["K"][0]).tolist(), "T_world_to_cam": np.asarray(a["T_world_to_cam"][0]).tolist(),
-                                  "image_size": [w, h]}))  # fmt: skip
+    camera.write_text(
+        json.dumps({"K": np.asarray(a["K"][0]).tolist(), "T_world_to_cam": np.asarray(a["T_world_to_cam"][0]).tolist(), "image_size": [w, h]})
+    )
     box = ",".join(f"{v:.1f}" for v in np.asarray(a["person_box_xyxy"][0], np.float64))
     return World(root, body, data, rcnet, ckpt, params, pred, image, scene, camera, box, ids)

@@ -69,20 +69,27 @@ class SynthParams:
                 raise ValueError(f"synth.{name}: unknown split(s) {sorted(bad)}; expected keys among {list(SPLITS)}")
             for split, n in getattr(self, name).items():
                 need(int(n) >= 0, f"{name}.{split}", "must be >= 0")
-        need(sum(self.scenes.values()) >= 1 and sum(self.frames_per_scene.get(s, 0) for s, n in self.scenes.items() if n) >= 1,
-             "scenes", "needs at least one scene with frames")  # fmt: skip
+        need(
+            sum(self.scenes.values()) >= 1 and sum(self.frames_per_scene.get(s, 0) for s, n in self.scenes.items() if n) >= 1,
+            "scenes",
+            "needs at least one scene with frames",
+        )
         need(len(self.image_size) == 2 and min(self.image_size) >= 16, "image_size", "must be [W, H] with both >= 16 px")
         for key in ("cameras_per_scene", "views_per_person", "min_person_pixels"):
             need(int(getattr(self, key)) >= 1, key, "must be >= 1")
-        finite = all(math.isfinite(float(v)) for v in (*self.distance_range, *self.hfov_range, *self.camera_height,
-                                                          *self.pose_class_weights.values()))  # fmt: skip
+        finite = all(
+            math.isfinite(float(v)) for v in (*self.distance_range, *self.hfov_range, *self.camera_height, *self.pose_class_weights.values())
+        )
         need(finite, "distance_range", "ranges and weights must be finite numbers")
         for key in ("distance_range", "hfov_range", "camera_height"):
             lo, hi = getattr(self, key)
             need(0 < lo <= hi, key, "must be [min, max] with 0 < min <= max")
         need(self.hfov_range[1] < 180, "hfov_range", "must be below 180 degrees")
-        need(all(w >= 0 for w in self.pose_class_weights.values()) and sum(self.pose_class_weights.values()) > 0,
-             "pose_class_weights", "must be >= 0 and not all 0")  # fmt: skip
+        need(
+            all(w >= 0 for w in self.pose_class_weights.values()) and sum(self.pose_class_weights.values()) > 0,
+            "pose_class_weights",
+            "must be >= 0 and not all 0",
+        )
         for key in ("max_occlusion", "min_in_image"):
             need(0 <= getattr(self, key) <= 1, key, "must be in [0, 1]")
         for key in ("sdf_spacing", "scan_spacing", "scan_voxel"):

@@ -295,7 +295,7 @@ BAD_SETTINGS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "train-sahmr": {
         "typo": ("epochz=5", "epochz"),
-        "type": ("max_epochs=many", "max_epochs"),
+        "type": ("epochs=many", "epochs"),
         "neg-lr": ("lr=-0.1", "lr"),
         "zero-batch": ("batch_size=0", "batch_size"),
         "nan-lr": ("lr=.nan", "lr"),
@@ -305,7 +305,7 @@ BAD_SETTINGS: dict[str, dict[str, tuple[str, str]]] = {
     "train-rcnet": {
         "typo": ("epoch=5", "epoch"),
         "zero-batch": ("batch_size=0", "batch_size"),
-        "neg-epochs": ("max_epochs=-1", "max_epochs"),
+        "neg-epochs": ("epochs=-1", "epochs"),
         "val-split": ("val_split=nope", "nope"),
     },
     "dump": {"typo": ("presett=cpu", "presett"), "preset": ("preset=huge", "preset")},

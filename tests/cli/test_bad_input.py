@@ -152,18 +152,34 @@ DATASET_EDITS: dict[str, tuple[Callable, str]] = {
     "verts-garbage": (lambda d: (d / "frames/test/verts_world.npy").write_bytes(b"\x93NUMPY garbage"), "verts_world"),
     "points-empty": (lambda d: next((d / "scenes").glob("test_*/points_world.npy")).write_bytes(b""), "points_world.npy"),
     "sdf-truncated": (lambda d: next((d / "scenes").glob("test_*/sdf.npz")).write_bytes(b"PK\x03\x04trunc"), "sdf.npz"),
+    "vertsnan": (lambda d: _edit_npy(d / "frames/test/verts_world.npy", lambda a: a.__setitem__((1, 5, 0), np.nan)), "verts_world"),
+    "pointsnan": (lambda d: _edit_npy(next((d / "scenes").glob("test_*/points_world.npy")), lambda a: a.__setitem__((7, 1), np.inf)), "points_world"),
+    "Kshape": (lambda d: np.save(d / "frames/test/K.npy", np.zeros((len(np.load(d / "frames/test/K.npy")), 3, 4), np.float32)), "K"),
     "image-truncated": (
         lambda d: [p.write_bytes(p.read_bytes()[:200]) for p in sorted((d / "images" / "test").iterdir())],
         r"images/test/",
     ),
 }
+
+
+def _edit_npy(path, change) -> None:
+    a = np.load(path).copy()
+    change(a)
+    np.save(path, a)
+
+
 READ_BY = {  # who reads what: evaluation needs no image, K or scene points; only evaluation reads the SDF
     "K": ("dump", "data-preview"),
     "points": ("dump", "data-preview"),
+    "pointsnan": ("dump", "train"),
+    "vertsnan": ("evaluate", "dump", "train"),
+    "Kshape": ("dump", "train", "data-preview"),
+    "verts": ("evaluate", "dump", "train", "data-preview"),
     "image": ("dump", "data-preview"),
     "sdf": ("evaluate",),
 }
 DATASET_USERS: dict[str, Callable] = {
+    "train": lambda w, d: ["train", "sahmr", "--params", str(w.params), "--data", str(d), "--out", str(w.new("run"))],
     "evaluate": lambda w, d: ["evaluate", "--pred", str(w.pred), "--data", str(d), "--out", str(w.new("m.json"))],
     "dump": lambda w, d: ["dump", "sahmr", "--ckpt", str(w.ckpt), "--data", str(d), "--out", str(w.new("p.npz")), "--params", str(w.params)],
     "data-preview": lambda w, d: ["data", "preview", str(d), "--split", "test", "--out", str(w.new("p.png"))],

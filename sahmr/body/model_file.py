@@ -154,8 +154,15 @@ class BodyModelFile:
             if a[keys[1]].shape != (prev, 3) or a[keys[2]].shape != (prev, 3):
                 raise BodyModelFileError(f"{where}: '{keys[1]}'/'{keys[2]}' must have shape ({prev}, 3)")
             prev = down.shape[0]
-        if not np.all(np.isfinite(a["v_template"])):
-            raise BodyModelFileError(f"{where}: 'v_template' has non-finite values")
+        for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "sahmr_eval_regressor"):
+            if k in a and np.issubdtype(a[k].dtype, np.floating) and not np.all(np.isfinite(a[k])):
+                raise BodyModelFileError(f"{where}: '{k}' has NaN/Inf values ({int((~np.isfinite(a[k])).sum())} of {a[k].size})")
+        parents = np.asarray(a["kintree_table"])[0].astype(np.int64)
+        # a tree rooted at joint 0 (parent -1, or uint32 max in official files) with every parent listed before its child
+        if K and (0 <= parents[0] < 2**31 or np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, K))):
+            raise BodyModelFileError(
+                f"{where}: 'kintree_table' is not a kinematic tree (root 0 with parent -1, each parent before its child): parents {parents.tolist()}"
+            )
 
 
 def sha256_file(path: str | Path) -> str:

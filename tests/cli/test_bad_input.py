@@ -237,6 +237,33 @@ for name, edit in PRED_EDITS.items():
     add(f"pred-{name}", build)
 
 
+# ------------------------------------------------------------------ body-model contents
+def _body_with(w: World, key: str, change) -> str:
+    import shutil
+
+    arrays = dict(np.load(w.body))
+    arrays[key] = change(arrays[key].copy())
+    w._n += 1
+    path = w.root / "bad" / f"{w._n:03d}-body.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    shutil.copyfile(w.body.with_suffix(".json"), path.with_suffix(".json"))
+    return path
+
+
+BODY_EDITS = {
+    "weights-nan": ("weights", lambda a: np.where(np.arange(a.shape[0])[:, None] == 9, np.nan, a)),
+    "shapedirs-inf": ("shapedirs", lambda a: np.full_like(a, np.inf)),
+    "tree-parent-after-child": ("kintree_table", lambda a: (a.__setitem__((0, 4), 7), a)[1]),
+    "tree-two-roots": ("kintree_table", lambda a: (a.__setitem__((0, 5), -1), a)[1]),
+    "faces-out-of-range": ("f", lambda a: a + 100000),
+}
+for name, (key, change) in BODY_EDITS.items():
+    add(
+        f"body-info-{name}", lambda w, key=key, change=change: (lambda f: (["body", "info", "--model", str(f)], named(f)))(_body_with(w, key, change))
+    )
+
+
 # ------------------------------------------------------------------ predict inputs: contents and values
 SCENE_ARRAYS = {
     "scene-1d": np.zeros(10, np.float32),

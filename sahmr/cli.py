@@ -26,7 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.train import cli as train_cli
     from sahmr.viz import cli as viz_cli
 
-    parser = argparse.ArgumentParser(prog="sahmr", description="sahmr: scene-aware human mesh recovery research kit")
+    parser = argparse.ArgumentParser(
+        prog="sahmr",
+        description="sahmr: scene-aware human mesh recovery research kit",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of every error (also SAHMR_DEBUG=1)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     body_cli.register(sub)
     data_cli.register(sub)
@@ -41,25 +47,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CODES = """exit status:
+  0    success
+  1    the command ran and found problems (e.g. `sahmr data validate` on an invalid dataset)
+  2    bad input: a file, option or parameter; one line on stderr names it and says how to fix it
+  3    an internal error (a bug): the traceback is printed; please report it
+  130  interrupted (Ctrl-C); commands that resume (synth, train, import) continue on the next run
+
+  --debug (or SAHMR_DEBUG=1) prints the traceback for bad input too."""
+
+
+def _describe(e: BaseException) -> str:
+    """One line for a user-facing error: OSErrors as '<file>: <reason>' (no errno noise)."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+        return f"{where}: {e.strerror}"
+    return str(e).strip() or e.__class__.__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status (see EXIT_CODES)."""
+    import traceback
+    import zipfile
+
     from sahmr.errors import UserError
 
     _set_cache_defaults()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("SAHMR_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (
-        FileNotFoundError,
-        FileExistsError,
-        PermissionError,
-        IsADirectoryError,
-        NotADirectoryError,
-        ValueError,
-        UserError,
-        pickle.UnpicklingError,
-    ) as e:  # user-facing: one clear line
-        print(f"sahmr: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("sahmr: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, UserError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as e:
+        if debug:
+            traceback.print_exc()
+        print(f"sahmr: error: {_describe(e)}", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        print("sahmr: internal error (a bug, not your input): please report the traceback above", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

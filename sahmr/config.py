@@ -34,12 +34,19 @@ class ParamsError(ValueError):
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """The parsed params file; a clear error if it is missing or not a mapping."""
     path = Path(path)
+    if path.is_dir():
+        raise ParamsError(f"{path}: is a folder; --params expects a YAML file such as params.yaml")
     if not path.is_file():
         raise FileNotFoundError(f"parameters file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not a text file; --params expects YAML such as params.yaml") from None
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if data is None:  # an empty file: almost always a mistake (a truncated copy, the wrong path)
+        raise ParamsError(f"{path}: is empty; expected a mapping of sections (preset, train_rcnet, synth, ...)")
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from sahmr.cliargs import check_out_dir, check_out_file
 from sahmr.config import add_params_arguments, load_section
 
 
@@ -12,6 +14,7 @@ def _build_open(args: argparse.Namespace) -> int:
     from sahmr.body.open_model import OpenModelParams, build_and_save
 
     params = load_section(args.params or {}, "body_open", OpenModelParams, args.set_overrides)
+    check_out_file(args.out, "--out")
     path = build_and_save(args.out, params)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
@@ -20,6 +23,9 @@ def _build_open(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from sahmr.body.importer import import_official
 
+    if args.assets is not None and not Path(args.assets).is_dir():
+        raise NotADirectoryError(f"--assets {args.assets}: not a folder (expected the folder holding J_regressor_h36m_correct.npy, ...)")
+    check_out_dir(args.out_dir, "--out-dir")
     path = import_official(args.file, out_dir=args.out_dir, name=args.name, gender=args.gender, assets_dir=args.assets)
     meta = json.loads(path.with_suffix(".json").read_text())
     used = ", ".join(meta["companion_assets"]) or "none (the kit computed its own regressor, parts, hierarchy)"
@@ -31,6 +37,7 @@ def _preview(args: argparse.Namespace) -> int:
     from sahmr.body.model import BodyModel
     from sahmr.body.preview import render_preview
 
+    check_out_file(args.out, "--out")
     out = render_preview(BodyModel.load(args.model), args.out)
     print(f"wrote {out}")
     return 0

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from sahmr.atomic import atomic_write
+from sahmr.reading import FileFormatError, load_npz, read_json
 
 MODEL_TYPES = ("smpl", "smplh", "smplx")
 SMPL_REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -153,8 +154,15 @@ class BodyModelFile:
             if a[keys[1]].shape != (prev, 3) or a[keys[2]].shape != (prev, 3):
                 raise BodyModelFileError(f"{where}: '{keys[1]}'/'{keys[2]}' must have shape ({prev}, 3)")
             prev = down.shape[0]
-        if not np.all(np.isfinite(a["v_template"])):
-            raise BodyModelFileError(f"{where}: 'v_template' has non-finite values")
+        for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "sahmr_eval_regressor"):
+            if k in a and np.issubdtype(a[k].dtype, np.floating) and not np.all(np.isfinite(a[k])):
+                raise BodyModelFileError(f"{where}: '{k}' has NaN/Inf values ({int((~np.isfinite(a[k])).sum())} of {a[k].size})")
+        parents = np.asarray(a["kintree_table"])[0].astype(np.int64)
+        # a tree rooted at joint 0 (parent -1, or uint32 max in official files) with every parent listed before its child
+        if K and (0 <= parents[0] < 2**31 or np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, K))):
+            raise BodyModelFileError(
+                f"{where}: 'kintree_table' is not a kinematic tree (root 0 with parent -1, each parent before its child): parents {parents.tolist()}"
+            )
 
 
 def sha256_file(path: str | Path) -> str:
@@ -197,15 +205,15 @@ def save_body_model(model: BodyModelFile, path: str | Path) -> Path:
 def load_body_model_file(path: str | Path) -> BodyModelFile:
     """Read a body-model ``.npz`` (+ optional ``.json``) without unpickling anything."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(path)
+    what = "a body-model .npz written by `sahmr body import` or `sahmr body build-open`"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError as e:  # object arrays inside
-        raise BodyModelFileError(f"{path}: not a plain-array body-model file ({e})") from None
+        arrays = load_npz(path, what)
+    except FileFormatError as e:
+        raise BodyModelFileError(str(e)) from None
     meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_json(meta_path, f"the metadata of {path.name}") if meta_path.is_file() else {}
+    if not isinstance(meta, dict):
+        raise BodyModelFileError(f"{meta_path}: expected a JSON object (the metadata of {path.name})")
     model = BodyModelFile(arrays=arrays, meta=meta, path=path)
     model.validate(str(path))
     return model

@@ -217,7 +217,8 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
     _, svals, vt = np.linalg.svd(X, full_matrices=False)
     std = svals[: params.num_betas] / np.sqrt(len(verts) - 1)
     shapedirs = (vt[: params.num_betas] * std[:, None]).T.reshape(-1, 3, params.num_betas)
-    shapedirs = _orient_components(shapedirs, template)
+    shapedirs = _snap(_orient_components(shapedirs, template))
+    std = _snap(std)
 
     progress("[sahmr-open] joint regressors, contact parts, mesh hierarchy")
     parents = np.array(SMPL_PARENTS)
@@ -259,6 +260,14 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
     }
     progress(f"[sahmr-open] built in {time.time() - t0:.1f} s")
     return BodyModelFile(arrays=arrays, meta=meta)
+
+
+def _snap(a: np.ndarray, step: float = 2.0**-24) -> np.ndarray:
+    """``a`` rounded to a grid of ``step`` (6e-8 m): the SVD's last bits depend on the BLAS thread count
+    and SIMD path (measured: shapedirs differed by 2e-16 between 1 and 2 threads), which would change the
+    file's hash and, through the synthetic dataset, every result. Multiples of 2^-24 below 1 are exact in
+    float32, so the cast that follows is exact too."""
+    return np.round(np.asarray(a, np.float64) / step) * step + 0.0  # + 0.0: no -0.0 (its bytes differ from 0.0)
 
 
 def _orient_components(shapedirs: np.ndarray, template: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sahmr.cliargs import nonneg_int, positive_int
+
 
 def _validate(args: argparse.Namespace) -> int:
     from sahmr.data.format.validate import format_problems, validate_dataset
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", help="dataset folder (the one holding dataset.json)")
     p.add_argument("--no-hash", action="store_true", help="skip recomputing file digests and the content hash")
     p.add_argument("--no-images", action="store_true", help="only check that images exist (do not open headers)")
-    p.add_argument("--max-listed", type=int, default=5, help="frame ids listed per problem (default 5)")
+    p.add_argument("--max-listed", type=nonneg_int, default=5, help="frame ids listed per problem (default 5)")
     p.set_defaults(func=_validate)
 
     p = dsub.add_parser(
@@ -55,14 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", help="dataset folder")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--split", default="train")
-    p.add_argument("--n", type=int, default=12, help="number of frames (covering the pose classes)")
+    p.add_argument("--n", type=positive_int, default=12, help="number of frames (covering the pose classes)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_preview)
 
 
 def _preview(args: argparse.Namespace) -> int:
+    from sahmr.cliargs import check_out_file
     from sahmr.data.preview import render_montage
 
+    check_out_file(args.out, "--out")
     print(f"wrote {render_montage(args.dir, args.out, split=args.split, n=args.n, seed=args.seed)}")
     return 0
 

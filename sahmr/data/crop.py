@@ -22,12 +22,11 @@ __all__ = ["crop_rgb", "crop_model_input", "open_rgb"]
 
 
 def open_rgb(path: str | Path):
-    """A loaded Pillow RGB image of `path` (converted when the file is greyscale, palette, CMYK ...)."""
-    from PIL import Image
+    """A loaded Pillow RGB image of `path` (converted when the file is greyscale, palette, CMYK ...);
+    FileFormatError naming the file when it is truncated or not an image."""
+    from sahmr.reading import read_rgb
 
-    with Image.open(path) as im:
-        im.load()
-        return im if im.mode == "RGB" else im.convert("RGB")
+    return read_rgb(path, "a dataset image")
 
 
 def crop_rgb(image, box_xyxy, size: int) -> np.ndarray:

@@ -63,7 +63,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sahmr.data.crop import crop_model_input, open_rgb
-from sahmr.data.format import DatasetReader
+from sahmr.data.format import DatasetFormatError, DatasetReader
 from sahmr.data.frustum import CameraFrustumIndex, frustum_points_cam
 from sahmr.geometry.camera import square_crop_box
 
@@ -97,6 +97,25 @@ def _rigid_apply(points: np.ndarray, T: np.ndarray) -> np.ndarray:
     for i in range(3):
         out[:, i] = p[:, 0] * T[i, 0] + p[:, 1] * T[i, 1] + p[:, 2] * T[i, 2] + T[i, 3]
     return out
+
+
+def _check_split(reader: DatasetReader, split: str) -> None:
+    """Refuse a split whose arrays or scene points are broken (wrong shapes, NaN/Inf GT, unknown scenes ...)
+    before the first epoch, naming the file and the frame ids — not as a NaN loss hours later."""
+    from sahmr.data.format.validate import check_split_arrays, format_problems
+
+    arrays = reader.split(split)
+    problems = [
+        p for p in check_split_arrays({k: arrays[k] for k in arrays.keys()}, split=split, num_verts=reader.num_verts) if p.severity == "error"
+    ]
+    for scene_id in sorted(set(arrays["scene_id"].tolist()) & set(reader.scenes)):
+        if not np.isfinite(reader.scene_points(scene_id)).all():
+            problems.append(f"scenes/{scene_id}/points_world.npy: NaN/Inf scene points")
+    if problems:
+        lines = [format_problems([p]) if not isinstance(p, str) else p for p in problems]
+        raise DatasetFormatError(
+            f"{reader.root}: split '{split}' cannot be used ({len(problems)} problem(s)); `sahmr data validate` lists them all:\n" + "\n".join(lines)
+        )
 
 
 class HumanSceneDataset(Dataset):
@@ -146,6 +165,7 @@ class HumanSceneDataset(Dataset):
         self.seed = int(seed)
         reader = DatasetReader(self.root)
         self.n_frames = reader.split(split).n_frames  # KeyError naming the splits if absent
+        _check_split(reader, split)
         self.num_verts = reader.num_verts
         self.has_crop_box = "crop_box_xyxy" in reader.split(split)
         self._reader: DatasetReader | None = reader

@@ -27,6 +27,7 @@ target folder + ``os.replace``): a failed write leaves nothing behind.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -114,8 +115,8 @@ def frame_ids_array(values, source: str, field: str = "frame_ids") -> np.ndarray
 
 def _float_array(value, source: str, field: str, shape: tuple) -> np.ndarray:
     arr = np.asarray(value)
-    if arr.dtype.kind not in "fiu":
-        raise field_error(source, field, f"expected float32 numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind != "f":
+        raise field_error(source, field, f"expected float32 numbers (metres), got dtype {arr.dtype}")
     if arr.shape != shape:
         raise field_error(source, field, f"expected shape {shape}, got {arr.shape}")
     arr = arr.astype(np.float32, copy=False)
@@ -209,10 +210,12 @@ def read_predictions(path: str | os.PathLike, *, expected_num_vertices: int | No
                     data[k] = z[k]
                 except ValueError as e:  # object arrays need pickle: refused
                     raise field_error(source, k, f"cannot be read without pickle ({e}); store plain numeric/str arrays") from e
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
+        if path.is_dir():
+            raise IsADirectoryError(f"{source}: is a folder; --pred expects a predictions .npz file") from None
         raise
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{source}: not a readable .npz file ({e})") from e
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{source}: not a readable predictions .npz, empty or truncated? ({e})") from e
     except ValueError as e:
         if str(e).startswith(source):
             raise

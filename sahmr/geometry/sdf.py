@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sahmr.reading import load_npz
+
 __all__ = [
     "SDFGrid",
     "query_sdf",
@@ -265,14 +267,7 @@ def save_sdf_npz(path: str | os.PathLike, grid: SDFGrid) -> Path:
 
 def load_sdf_npz(path: str | os.PathLike) -> SDFGrid:
     """Read a grid written by :func:`save_sdf_npz`. Raises ValueError naming the file and key."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a readable SDF .npz ({e})") from e
+    data = load_npz(path, "a signed distance grid .npz (sahmr.geometry.sdf.save_sdf_npz)")
     missing = [k for k in ("values", "min_world", "max_world", "format_version") if k not in data]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}; expected values, min_world, max_world, format_version")

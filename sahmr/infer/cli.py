@@ -33,12 +33,16 @@ def _parse_box(text: str) -> list[float]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from sahmr.cliargs import check_out_dir
     from sahmr.infer import load_inputs, load_predictor, write_prediction
+    from sahmr.infer.predict import check_formats
 
+    formats = check_formats(tuple(f.strip() for f in args.formats.split(",")))
+    check_out_dir(args.out)
     inputs = load_inputs(args.image, args.scene, args.camera, args.box)
     predictor = load_predictor(args.model, args.ckpt or f"runs/{args.model}/final.ckpt", args.params, args.body_model, args.set_overrides)
     pred = predictor(inputs)
-    paths = write_prediction(pred, args.out, tuple(args.formats.split(",")))
+    paths = write_prediction(pred, args.out, formats)
     if pred.fallback:
         print(
             f"sahmr predict: warning: no scene point within reach of the estimated pelvis "

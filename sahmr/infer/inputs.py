@@ -17,11 +17,12 @@ Formats accepted (errors name the file, the field, what was expected and how to 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sahmr.reading import load_npy, load_npz, read_json, read_rgb
 
 __all__ = ["FrameInputs", "load_image", "load_scene_points", "load_camera", "check_box", "load_inputs"]
 
@@ -43,21 +44,15 @@ class FrameInputs:
 
 def load_image(path: str | Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB from an image file; FileNotFoundError / ValueError naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
     p = Path(path)
-    if not p.is_file():
+    if not p.is_file() and not p.is_dir():
         raise FileNotFoundError(f"image not found: {p} (--image: an RGB photo of the person, PNG or JPEG)")
-    try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{p}: not a readable image ({e}); pass a PNG or JPEG file") from None
+    return np.asarray(read_rgb(p, "--image: an RGB photo of the person, PNG or JPEG"))
 
 
 def _as_points(arr, where: str) -> np.ndarray:
     a = np.asarray(arr)
-    if a.ndim != 2 or a.shape[1] != 3 or not np.issubdtype(a.dtype, np.number):
+    if a.ndim != 2 or a.shape[1] != 3 or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{where}: expected an (N, 3) numeric array of world points in metres, got shape {a.shape} dtype {a.dtype}")
     if len(a) == 0:
         raise ValueError(f"{where}: the scene point cloud is empty")
@@ -75,13 +70,13 @@ def load_scene_points(path: str | Path) -> np.ndarray:
         raise FileNotFoundError(f"scene not found: {p} (--scene: the scanned scene as a point cloud, .npy (N,3), .npz with 'points_world', or .ply)")
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        return _as_points(np.load(p, allow_pickle=False), str(p))
+        return _as_points(load_npy(p, "--scene: an (N, 3) array of world points"), str(p))
     if suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            for key in ("points_world", "points"):
-                if key in z.files:
-                    return _as_points(z[key], f"{p}['{key}']")
-            raise ValueError(f"{p}: no 'points_world' or 'points' array (it has {z.files}); save the scene points under one of those names")
+        z = load_npz(p, "--scene: an archive with a 'points_world' (N, 3) array")
+        for key in ("points_world", "points"):
+            if key in z:
+                return _as_points(z[key], f"{p}['{key}']")
+        raise ValueError(f"{p}: no 'points_world' or 'points' array (it has {sorted(z)}); save the scene points under one of those names")
     if suffix in _MESH_SUFFIXES:
         import trimesh
 
@@ -117,10 +112,7 @@ def load_camera(path: str | Path, image_size: tuple[int, int] | None = None) -> 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"camera file not found: {p} (--camera: JSON with 'K' (3x3, px) and 'T_world_to_cam' (4x4))")
-    try:
-        obj = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON ({e})") from None
+    obj = read_json(p, "--camera: JSON with 'K' (3x3, px) and 'T_world_to_cam' (4x4)")
     if not isinstance(obj, dict) or "K" not in obj:
         raise ValueError(f"{p}: expected a JSON object with 'K' (3x3 intrinsics in px) and 'T_world_to_cam' (4x4)")
     K = _matrix(obj, "K", (3, 3), str(p))

@@ -12,6 +12,9 @@ points. `FramePrediction.fallback` says so and `sahmr predict` prints a warning.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,16 +141,46 @@ def load_predictor(
     return Predictor(trained.model, trained.task.crop_size, faces, task_name)
 
 
+MESH_FORMATS = ("ply", "obj")
+
+
+def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The mesh formats, checked (ValueError naming --formats)."""
+    bad = set(formats) - set(MESH_FORMATS)
+    if bad or not formats:
+        raise ValueError(f"--formats: choose from 'ply', 'obj' (comma-separated), got {list(formats)}")
+    return formats
+
+
 def write_prediction(pred: FramePrediction, out_dir: str | Path, formats: tuple[str, ...] = ("ply", "obj")) -> list[Path]:
-    """Write one frame's result into `out_dir` (each file atomic); returns the paths written.
+    """Write one frame's result into `out_dir`, all files together; returns the paths written.
+
+    The files are written into a staging folder beside `out_dir` first: a new `out_dir` appears whole (one
+    rename), an existing one gets its files replaced one `os.replace` each, only after every file was written;
+    a failure leaves the previous state and removes the staging folder.
 
     mesh_{world,cam}.{ply,obj}; contact_points_world.ply (coloured by part; empty when none);
     prediction.npz (every array of FramePrediction); prediction.json (pelvis, contact counts per part,
     fallback, inputs)."""
     out = Path(out_dir)
-    bad = set(formats) - {"ply", "obj"}
-    if bad or not formats:
-        raise ValueError(f"formats: choose from 'ply', 'obj', got {list(formats)}")
+    check_formats(formats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    try:
+        names = [p.name for p in _write_files(pred, stage, formats)]
+        if not out.exists():
+            os.replace(stage, out)
+        else:
+            for name in names:
+                os.replace(stage / name, out / name)
+            stage.rmdir()
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # ours
+        raise
+    return [out / name for name in names]
+
+
+def _write_files(pred: FramePrediction, out: Path, formats: tuple[str, ...]) -> list[Path]:
     written: list[Path] = []
     for frame in ("world", "cam"):
         verts = getattr(pred, f"verts_{frame}")

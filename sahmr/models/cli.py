@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sahmr.cliargs import check_out_dir
+
 OUT_NAMES = {"sahmr": "sahmr.ckpt", "rcnet": "rcnet.ckpt", "metro": "metro_init.ckpt"}
 
 
@@ -76,6 +78,8 @@ def convert_file(src: str | Path, out: str | Path | None, *, body_model: str = "
     from sahmr.models.convert import convert_state_dict, read_checkpoint
 
     src = Path(src)
+    if not check and out is not None:
+        check_out_dir(out, "--out")
     conv = convert_state_dict(read_checkpoint(src), str(src))
     acc = conv.accounting()
     acc["source"] = {"path": str(src), "sha256": _sha256(src), "bytes": src.stat().st_size}

@@ -19,9 +19,12 @@ from sahmr.config import add_params_arguments
 
 
 def _train(args: argparse.Namespace) -> int:
+    from sahmr.cliargs import check_out_dir
     from sahmr.train.loop import train
     from sahmr.train.tasks import load_task
 
+    if args.out is not None:
+        check_out_dir(args.out, "--out")
     cfg, task = load_task(
         args.task,
         args.params,

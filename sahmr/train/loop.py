@@ -23,7 +23,10 @@ A task bundles a model with its supervision and metrics (see :class:`Task`); thi
 
   final.ckpt and metrics.json are written atomically (temporary file + ``os.replace``).
 
-Resume (``cfg.resume``, default on): when ``checkpoints/last.ckpt`` exists, training continues from it.
+Resume (``cfg.resume``, default on): when ``checkpoints/last.ckpt`` exists, training continues from it (from
+the newest readable checkpoint, with a warning, when last.ckpt is truncated or corrupt: `resume_checkpoint`).
+The run's fingerprint (``train_config.json``: parameters, data path and content hash) must match, or resume is
+refused.
 Restored: model weights, optimiser (Adam moments) and LR-scheduler state, epoch and global-step counters,
 ModelCheckpoint state, the task generator's and torch's global CPU RNG states (per rank), and the data
 position — the train loader is resumable (Lightning's ``state_dict``/``load_state_dict`` loader protocol):
@@ -49,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +92,9 @@ def _set_offline_env() -> None:
 def _fingerprint(cfg: TrainConfig, task: Task) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in TrainConfig.RESUME_FREE}
     d["data"] = str(Path(cfg.data).resolve())
+    # the data's content, not only its path: a regenerated dataset must not resume an old run silently
+    meta = Path(cfg.data) / "dataset.json"
+    d["data_content_hash"] = json.loads(meta.read_text()).get("content_hash") if meta.is_file() else None
     d["task"] = str(getattr(task, "name", type(task).__name__))
     params = getattr(task, "params", None)
     if params is None and dataclasses.is_dataclass(getattr(task, "cfg", None)):
@@ -95,6 +102,34 @@ def _fingerprint(cfg: TrainConfig, task: Task) -> dict[str, Any]:
     if isinstance(params, dict):
         d["task_params"] = json.loads(json.dumps(params, default=str))
     return d
+
+
+def resume_checkpoint(ckpt_dir: Path) -> tuple[Path | None, tuple[int, int]]:
+    """The checkpoint to resume from and its (completed epochs, global step): ``last.ckpt`` when it reads,
+    else the readable checkpoint with the most progress (a warning names both files); (None, (0, 0)) when
+    there is none. A run killed while writing ``last.ckpt`` thus loses one checkpoint interval, not the run."""
+    last = ckpt_dir / "last.ckpt"
+    if not last.is_file():
+        return None, (0, 0)
+    try:
+        return last, checkpoint_progress(last)
+    except Exception as e:  # torch/zip/pickle errors of a truncated or corrupt file
+        reason = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    readable = []
+    for p in sorted(ckpt_dir.glob("*.ckpt")):
+        if p == last:
+            continue
+        try:
+            readable.append((checkpoint_progress(p)[::-1], p))
+        except Exception:
+            continue
+    if not readable:
+        raise ValueError(
+            f"{last}: unreadable ({reason}) and no other readable checkpoint in {ckpt_dir}; delete the folder or pass --no-resume to start over"
+        )
+    (step, epoch), path = max(readable)
+    print(f"sahmr train: warning: {last} is unreadable ({reason}); resuming from {path} instead", file=sys.stderr)
+    return path, (epoch, step)
 
 
 def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
@@ -119,7 +154,7 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
     module = TaskModule(task, cfg)
 
     fp = _fingerprint(cfg, task)
-    resume_path = last if cfg.resume and last.is_file() else None
+    resume_path, resume_progress = resume_checkpoint(ckpt_dir) if cfg.resume else (None, (0, 0))
     if resume_path is not None and fp_file.is_file():
         old = json.loads(fp_file.read_text())
         diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
@@ -128,7 +163,7 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
                 f"{last} was written by a different training configuration (differs in {diff}); "
                 f"delete {ckpt_dir} or disable resume (resume=false / --no-resume) to start over"
             )
-    resume_epoch, resume_step = checkpoint_progress(resume_path) if resume_path is not None else (0, 0)
+    resume_epoch, resume_step = resume_progress
 
     # ---- trainer
     callbacks: list[Callback] = []

@@ -182,6 +182,9 @@ class SAHMRTask:
         self.rcnet_ckpt = rcnet_ckpt
         self.body_model = body_model
         w = dict(SAHMR_LOSS_WEIGHTS)
+        unknown = sorted(set(loss_weights or {}) - set(w))
+        if unknown:
+            raise ValueError(f"loss_weights.{unknown[0]}: unknown loss (a typo?); known: {sorted(w)}")
         w.update(loss_weights or {})
         if not self.model_cls.use_scene:
             w.pop("corr_points", None)

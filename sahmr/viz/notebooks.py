@@ -4,9 +4,11 @@ export it to self-contained HTML. Outputs appear only when the whole notebook ra
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
+from sahmr.cliargs import check_out_dir
 from sahmr.errors import UserError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -25,7 +27,10 @@ def parse_parameters(items: list[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"parameter {item!r}: expected key=value")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        except yaml.YAMLError as e:
+            raise ValueError(f"-p {k.strip()}: {v!r} is not a plain value (number, string, list; {' '.join(str(e).split())[:120]})") from None
     return out
 
 
@@ -43,15 +48,45 @@ def run_notebook(
     Raises NotebookError naming the failing cell when the notebook fails (nothing is written then).
     """
     import jupytext
+
+    available = sorted(p.stem for p in Path(notebook_dir).glob("*.py"))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) or not (Path(notebook_dir) / f"{name}.py").is_file():
+        raise FileNotFoundError(f"notebook {name!r} not found in {notebook_dir} (available: {available})")
+    src = Path(notebook_dir) / f"{name}.py"
+    nb = jupytext.read(src)
+    known = notebook_parameters(nb)
+    unknown = sorted(set(parameters or {}) - set(known))
+    if unknown:
+        raise ValueError(f"-p {unknown[0]}: not a parameter of notebooks/{name}.py (a typo?); its parameters: {known}")
+    out_dir = check_out_dir(out_dir, "--out")
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _execute(nb, name, out_dir, parameters, html, cwd, timeout_s)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # ours, and empty: the failed run leaves nothing behind
+        raise
+
+
+def notebook_parameters(nb) -> list[str]:
+    """Names assigned in the notebook's cell tagged ``parameters`` (what ``-p`` may set), sorted."""
+    import ast
+
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            names = set()
+            for node in ast.parse(cell.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+            return sorted(names)
+    return []
+
+
+def _execute(nb, name: str, out_dir: Path, parameters, html: bool, cwd, timeout_s: int) -> dict[str, Path]:
     import nbformat
     import papermill as pm
 
-    src = Path(notebook_dir) / f"{name}.py"
-    if not src.is_file():
-        raise FileNotFoundError(f"notebook {src} not found (available: {sorted(p.stem for p in Path(notebook_dir).glob('*.py'))})")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nb = jupytext.read(src)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as tmp:
         tmp_in, tmp_out = Path(tmp) / f"{name}.in.ipynb", Path(tmp) / f"{name}.ipynb"
         nbformat.write(nb, tmp_in)

@@ -128,6 +128,38 @@ def test_predict_cli_writes_meshes_that_load_back(trained, user_frame, tmp_path)
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
 
 
+def test_predict_outputs_appear_together(trained, user_frame, tmp_path, monkeypatch):
+    """A failure while writing (here: the 3rd mesh file) leaves no output folder and no staging folder; over an
+    existing folder, the previous files stay byte for byte; a successful rerun replaces them all."""
+    from sahmr.infer import load_inputs, load_predictor, write_prediction
+    from sahmr.infer import predict as P
+
+    ckpt, params, _ = trained
+    pred = load_predictor("sahmr", ckpt, params)(load_inputs(user_frame["image"], user_frame["scene"], user_frame["camera"], user_frame["box"]))
+    real, calls = P.write_obj, []
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*a, **k)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(P, "write_obj", failing)
+    with pytest.raises(OSError):
+        write_prediction(pred, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither out nor a staging folder
+    monkeypatch.setattr(P, "write_obj", real)
+    written = write_prediction(pred, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == sorted(p.name for p in written) and len(before) == 7
+    calls.clear()
+    monkeypatch.setattr(P, "write_obj", failing)
+    with pytest.raises(OSError):
+        write_prediction(pred, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_predict_baseline_has_no_contacts(trained, user_frame, tmp_path):
     from sahmr.infer import load_inputs, load_predictor
     from sahmr.train.sahmr_task import BaselineTask

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,28 @@ def test_resume_reproduces_uninterrupted_run(tiny_synth, tmp_path, stop):
     assert [s for s, _ in _tsv(out / "dvclive/plots/metrics/train/loss.tsv")] == [1, 2, 3]
 
 
+def test_corrupt_last_checkpoint_falls_back(tiny_synth, tmp_path, capsys):
+    """A truncated last.ckpt (killed while writing): the newest readable checkpoint is used, a warning names
+    both, and the result equals the uninterrupted run."""
+    root, _ = tiny_synth
+    full = train(PelvisTask(), _cfg(root, tmp_path / "full"))
+    out = tmp_path / "run"
+    train(PelvisTask(), _cfg(root, out, epochs=2))
+    last = out / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    capsys.readouterr()
+    r = train(PelvisTask(), _cfg(root, out))
+    err = capsys.readouterr().err
+    assert str(last) in err and "epoch_001.ckpt" in err and "unreadable" in err
+    assert r["resumed_from"] == str(out / "checkpoints" / "epoch_001.ckpt") and (r["resume_epoch"], r["resume_step"]) == (2, 6)
+    wf, wr = _weights(tmp_path / "full"), _weights(out)
+    assert all(torch.equal(wf[k], wr[k]) for k in wf) and r["metrics"] == full["metrics"]
+    for p in (out / "checkpoints").glob("*.ckpt"):
+        p.write_bytes(b"")
+    with pytest.raises(ValueError, match="no other readable checkpoint"):
+        train(PelvisTask(), _cfg(root, out, epochs=4))
+
+
 def test_resume_refuses_other_config(tiny_synth, tmp_path):
     root, _ = tiny_synth
     train(PelvisTask(), _cfg(root, tmp_path, epochs=1))
@@ -134,6 +157,15 @@ def test_resume_refuses_other_config(tiny_synth, tmp_path):
         train(PelvisTask(), _cfg(root, tmp_path, epochs=2, batch_size=2))
     r = train(PelvisTask(), _cfg(root, tmp_path, epochs=1, batch_size=2, resume=False))
     assert r["resumed_from"] is None and r["global_step"] == 5
+    # the same folder, regenerated with other content (e.g. by `dvc repro` after a data change): refused
+    data2 = tmp_path / "data2"
+    shutil.copytree(root, data2)
+    meta = json.loads((data2 / "dataset.json").read_text())
+    train(PelvisTask(), _cfg(data2, tmp_path, epochs=1, batch_size=2, resume=False))
+    meta["content_hash"] = "0" * 64
+    (data2 / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"different training configuration.*'data_content_hash'"):
+        train(PelvisTask(), _cfg(data2, tmp_path, epochs=2, batch_size=2))
 
 
 # ---------------------------------------------------------------------------------------------- subprocesses

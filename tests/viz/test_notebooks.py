@@ -16,6 +16,26 @@ def test_parse_parameters():
         parse_parameters(["oops"])
 
 
+def test_command_line_values_never_become_code():
+    """`-p key=value` values are YAML scalars that papermill injects as Python literals: a value that looks like
+    code stays a string (checked on papermill's own parameter cell), and a key must be a notebook parameter."""
+    import ast
+
+    import jupytext
+    from papermill.translators import translate_parameters
+
+    from sahmr.viz.notebooks import NOTEBOOK_DIR, notebook_parameters
+
+    evil = "__import__('os').system('touch /tmp/sahmr-pwned')"
+    params = parse_parameters([f"data_dir={evil}", "n_samples=3", "split=[1, 2]"])
+    cell = translate_parameters("python3", "python", params, "Parameters")
+    assigned = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell).body if isinstance(n, ast.Assign)}
+    assert assigned == {"data_dir": evil, "n_samples": 3, "split": [1, 2]}  # literal_eval: plain data, nothing runs
+    with pytest.raises(ValueError, match=r"-p n: .*not a plain value"):
+        parse_parameters(["n=!!python/object/apply:os.system ['true']"])  # YAML tags that build objects are refused
+    assert notebook_parameters(jupytext.read(NOTEBOOK_DIR / "dataset.py")) == ["body_model", "data_dir", "n_samples", "scene_id", "seed", "split"]
+
+
 def test_scene_figure_traces():
     v = np.random.default_rng(0).normal(size=(10, 3))
     fig = scene_figure(v, [{"verts": v, "faces": np.array([[0, 1, 2]]), "name": "m"}], [contact_points(v, np.arange(10) < 3, np.array([1] * 10))])

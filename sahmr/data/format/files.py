@@ -15,6 +15,7 @@ import numpy as np
 from sahmr.atomic import atomic_write
 from sahmr.geometry.sdf import SDFGrid, save_sdf_npz
 from sahmr.mesh_io import write_ply_mesh
+from sahmr.reading import read_rgb
 
 from .schema import DatasetFormatError, check_id
 
@@ -70,13 +71,8 @@ def write_image(root: str | os.PathLike, rel_path: str, rgb_uint8: np.ndarray, *
 
 def read_image(root: str | os.PathLike, rel_path: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB of ``root / rel_path``."""
-    from PIL import Image
-
     path = resolve_rel(Path(root), rel_path, "image path")
-    with Image.open(path) as im:
-        if im.mode != "RGB":
-            im = im.convert("RGB")
-        return np.asarray(im)
+    return np.asarray(read_rgb(path, f"image '{rel_path}' of the dataset"))
 
 
 def write_scene(

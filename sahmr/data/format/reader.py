@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sahmr.geometry.sdf import SDFGrid, load_sdf_npz
+from sahmr.reading import FileFormatError, load_npy
 
 from .files import read_image, resolve_rel
 from .hashing import scene_has_sdf
@@ -67,12 +68,12 @@ class SplitArrays:
             if key not in self._keys:
                 raise KeyError(f"split '{self.name}' has no array '{key}'; it has {self._keys}")
             path = self.path(key)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: listed in dataset.json but missing; run `sahmr data validate {self.root}`")
             try:
-                a = np.load(path, mmap_mode="r", allow_pickle=False)
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{path}: listed in dataset.json but missing") from None
-            except ValueError as e:
-                raise DatasetFormatError(f"{path}: not a plain .npy array ({e})") from e
+                a = load_npy(path, f"per-frame array '{key}' of split '{self.name}'", mmap=True)
+            except FileFormatError as e:
+                raise DatasetFormatError(f"{e}; run `sahmr data validate {self.root}`") from None
             if a.ndim < 1 or a.shape[0] != self.n_frames:
                 raise DatasetFormatError(f"{path}: leading dimension {a.shape[:1]} != n_frames {self.n_frames}")
             self._cache[key] = a
@@ -150,7 +151,10 @@ class DatasetReader:
         """(M, 3) float32 world-frame scene points (memory-mapped, cached)."""
         if scene_id not in self._points_cache:
             path = self._scene_path(scene_id, "points_world.npy")
-            a = np.load(path, mmap_mode="r", allow_pickle=False)
+            try:
+                a = load_npy(path, f"the point cloud of scene '{scene_id}'", mmap=True)
+            except FileFormatError as e:
+                raise DatasetFormatError(f"{e}; run `sahmr data validate {self.root}`") from None
             if a.ndim != 2 or a.shape[1] != 3 or a.dtype != np.float32:
                 raise DatasetFormatError(f"{path}: expected (M, 3) float32, got {a.shape} {a.dtype}")
             self._points_cache[scene_id] = a

@@ -512,8 +512,8 @@ def _check_scene(root: Path, sid: str, c: _Collector) -> None:
     except FileNotFoundError:
         c.error(f"{rel}/points_world.npy", "points_world", "missing")
         pts = None
-    except ValueError as e:
-        c.error(f"{rel}/points_world.npy", "points_world", f"not a plain .npy array ({e})")
+    except (ValueError, EOFError, OSError) as e:
+        c.error(f"{rel}/points_world.npy", "points_world", f"empty, truncated or not a plain .npy array ({e})")
         pts = None
     if pts is not None:
         if pts.dtype != np.float32 or pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] < 1:
@@ -553,8 +553,8 @@ def _load_split(root: Path, split: str, n: int, listed: Mapping[str, Any], c: _C
         except FileNotFoundError:
             c.error(rel, key, "missing (listed in dataset.json 'arrays')")
             continue
-        except ValueError as e:
-            c.error(rel, key, f"not a plain .npy array, or needs pickle ({e})")
+        except (ValueError, EOFError, OSError) as e:
+            c.error(rel, key, f"empty, truncated, not a plain .npy array, or needs pickle ({e})")
             continue
         if isinstance(spec, dict) and (list(a.shape) != spec.get("shape") or dtype_name(a.dtype) != spec.get("dtype")):
             listed_as = f"{_shape_str(tuple(spec.get('shape') or ()))} {spec.get('dtype')}"

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from sahmr.cliargs import positive_int
+
 DEFAULT_BODY = "models/smpl_neutral.npz"
 DEFAULT_SMPLX2SMPLH = "models/model_transfer/smplx2smplh_deftrafo_setup.pkl"
 
@@ -72,7 +74,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="smplx2smplh_deftrafo_setup.pkl (SMPL-X model-transfer tool): maps the SMPL-X GT to the 6890-vertex "
         f"evaluation mesh as the release evaluation does; default {DEFAULT_SMPLX2SMPLH}",
     )
-    p.add_argument("--limit", type=int, default=None, help="import only the first N frames of each split (trials)")
+    p.add_argument("--limit", type=positive_int, default=None, help="import only the first N frames of each split (trials)")
     p.add_argument("--force", action="store_true", help="replace an existing sahmr dataset at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from sahmr.atomic import atomic_write_bytes
 
 PERSON_ID = 1000
 SPLITS = ("train", "val", "test")
@@ -55,10 +57,45 @@ class SynthParams:
     noise_std: float = 2.0  # sensor noise, 8-bit levels
 
     def __post_init__(self) -> None:
+        """Every value checked before any work: unknown splits, counts, sizes, ranges, finite numbers."""
+
+        def need(ok: bool, key: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"synth.{key}: {what}, got {getattr(self, key.split('.')[0])!r}")
+
         for name in ("scenes", "frames_per_scene"):
             bad = set(getattr(self, name)) - set(SPLITS)
             if bad:
                 raise ValueError(f"synth.{name}: unknown split(s) {sorted(bad)}; expected keys among {list(SPLITS)}")
+            for split, n in getattr(self, name).items():
+                need(int(n) >= 0, f"{name}.{split}", "must be >= 0")
+        need(
+            sum(self.scenes.values()) >= 1 and sum(self.frames_per_scene.get(s, 0) for s, n in self.scenes.items() if n) >= 1,
+            "scenes",
+            "needs at least one scene with frames",
+        )
+        need(len(self.image_size) == 2 and min(self.image_size) >= 16, "image_size", "must be [W, H] with both >= 16 px")
+        for key in ("cameras_per_scene", "views_per_person", "min_person_pixels"):
+            need(int(getattr(self, key)) >= 1, key, "must be >= 1")
+        finite = all(
+            math.isfinite(float(v)) for v in (*self.distance_range, *self.hfov_range, *self.camera_height, *self.pose_class_weights.values())
+        )
+        need(finite, "distance_range", "ranges and weights must be finite numbers")
+        for key in ("distance_range", "hfov_range", "camera_height"):
+            lo, hi = getattr(self, key)
+            need(0 < lo <= hi, key, "must be [min, max] with 0 < min <= max")
+        need(self.hfov_range[1] < 180, "hfov_range", "must be below 180 degrees")
+        need(
+            all(w >= 0 for w in self.pose_class_weights.values()) and sum(self.pose_class_weights.values()) > 0,
+            "pose_class_weights",
+            "must be >= 0 and not all 0",
+        )
+        for key in ("max_occlusion", "min_in_image"):
+            need(0 <= getattr(self, key) <= 1, key, "must be in [0, 1]")
+        for key in ("sdf_spacing", "scan_spacing", "scan_voxel"):
+            need(math.isfinite(getattr(self, key)) and getattr(self, key) > 0, key, "must be a finite number > 0")
+        for key in ("scan_noise", "noise_std"):
+            need(math.isfinite(getattr(self, key)) and getattr(self, key) >= 0, key, "must be a finite number >= 0")
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=list).encode()).hexdigest()[:16]
@@ -307,29 +344,38 @@ def _run_job(args) -> tuple[str, str, int, float]:
 
 
 # -------------------------------------------------------------------------------------------- assembly
-def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Path, workers: int = 2, progress=True) -> dict:
-    """Generate (or resume) the dataset at ``out``; returns the dataset meta."""
+def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Path, workers: int = 2, progress=True, force: bool = False) -> dict:
+    """Generate (or resume) the dataset at ``out``; returns the dataset meta.
+
+    ``out`` must be new, empty, or synth's own (see :mod:`sahmr.data.synth.outdir`); ``force`` lets synth
+    replace a dataset it did not generate or write beside files it did not write — which it never removes."""
     from tqdm import tqdm
 
     from sahmr.body.model import resolve_model_path
     from sahmr.body.model_file import load_body_model_file
     from sahmr.data.format import FORMAT_VERSION, DatasetWriter
+    from sahmr.data.synth.outdir import STAMP, claim_out_dir
 
     out = Path(out)
     body_path = resolve_model_path(body_model)
     body_file = load_body_model_file(body_path)
-    stamp = out / ".staging" / "params.json"
-    same_params = stamp.is_file() and json.loads(stamp.read_text()).get("digest") == params.digest()
-    if stamp.is_file() and not same_params:
-        shutil.rmtree(out)  # other parameters: nothing of the old run is reusable
-    elif same_params and (out / "dataset.json").is_file() and json.loads((out / "dataset.json").read_text()).get("format_version") == FORMAT_VERSION:
-        if progress:
-            print(f"[synth] {out} is complete for these parameters; nothing to do")
-        return json.loads((out / "dataset.json").read_text())
+    stamp = out / STAMP
+    try:
+        stamp_digest = json.loads(stamp.read_text()).get("digest") if stamp.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        stamp_digest = ""  # synth's own stamp, unreadable (killed mid-write): treat as other parameters
+    state = claim_out_dir(out, stamp_digest, params.digest(), force)
+    if state == "complete":
+        meta = json.loads((out / "dataset.json").read_text())
+        if meta.get("format_version") == FORMAT_VERSION:
+            if progress:
+                print(f"[synth] {out} is complete for these parameters; nothing to do")
+            return meta
+        # an older format (same parameters): regenerated in place below, file for file
     if (out / "dataset.json").is_file():
         (out / "dataset.json").unlink()  # from here on the folder is incomplete until finalize()
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list))
+    atomic_write_bytes(stamp, json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list).encode())
 
     jobs = scene_jobs(params)
     done = {}

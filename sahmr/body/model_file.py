@@ -186,19 +186,27 @@ def write_npz_deterministic(file, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_body_model(model: BodyModelFile, path: str | Path) -> Path:
-    """Write ``<path>.npz`` and ``<path>.json`` atomically; returns the npz path."""
+    """Write ``<path>.npz`` and ``<path>.json`` as a pair; returns the npz path.
+
+    The JSON records the npz's sha256 and is renamed into place first, the npz second, so a run killed at
+    any point leaves the old pair, or a pair whose hashes disagree (refused by :func:`load_body_model_file`,
+    which says to re-run), or the new pair — never a mismatched pair taken as valid."""
+    import io
+
     path = Path(path).with_suffix(".npz")
     model.validate(str(path))
     for k, v in model.arrays.items():
         if np.asarray(v).dtype == object:
             raise BodyModelFileError(f"{path}: array '{k}' has dtype object; only plain arrays are stored")
 
-    atomic_write(path, lambda f: write_npz_deterministic(f, model.arrays))
+    buf = io.BytesIO()
+    write_npz_deterministic(buf, model.arrays)
+    data = buf.getvalue()
     meta = dict(model.meta)
-    meta["npz_sha256"] = sha256_file(path)
+    meta["npz_sha256"] = hashlib.sha256(data).hexdigest()
     meta["num_verts"] = model.num_verts
-    meta_path = path.with_suffix(".json")
-    atomic_write(meta_path, lambda f: f.write((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()))
+    atomic_write(path.with_suffix(".json"), lambda f: f.write((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()))
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 
@@ -214,6 +222,12 @@ def load_body_model_file(path: str | Path) -> BodyModelFile:
     meta = read_json(meta_path, f"the metadata of {path.name}") if meta_path.is_file() else {}
     if not isinstance(meta, dict):
         raise BodyModelFileError(f"{meta_path}: expected a JSON object (the metadata of {path.name})")
+    recorded = meta.get("npz_sha256")
+    if recorded is not None and recorded != sha256_file(path):
+        raise BodyModelFileError(
+            f"{path}: its sha256 differs from npz_sha256 in {meta_path.name}: the pair was not written together "
+            "(a killed import or build, or a file replaced by hand); re-run the command that wrote it"
+        )
     model = BodyModelFile(arrays=arrays, meta=meta, path=path)
     model.validate(str(path))
     return model

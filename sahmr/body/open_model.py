@@ -188,7 +188,11 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
     pose = tpose_parameters(model, mean_phen)
     phen = sample_phenotypes(params.num_samples, params)
     progress(f"[sahmr-open] posing {params.num_samples} Anny bodies into a T-pose")
+    # Anny's float64 posing goes through the CPU's BLAS, whose code path (MKL's kernels on another processor)
+    # moves the last bits, and the decimation below turns last bits into other topology: snapped to a 2^-20 m
+    # (~1 µm) grid here, every later step sees the same numbers on every machine.
     full_verts, heads = anny_samples(model, phen, pose)
+    full_verts, heads = _snap(full_verts, 2.0**-20), _snap(heads, 2.0**-20)
     joints = joint_positions(heads, labels)  # (S, 24, 3)
     # Anny's mesh is exactly mirror-symmetric but its rig is not quite (T-posed arms differ by up to
     # ~0.4 mm left vs right): symmetrise so the model, its parts and its hierarchy are symmetric.

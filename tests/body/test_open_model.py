@@ -144,9 +144,21 @@ def test_build_is_deterministic(tmp_path):
     assert sha256_file(a) == sha256_file(b)
 
 
-def test_build_is_bit_stable_across_thread_counts(tmp_path):
-    """The default build under 1 and 2 BLAS/torch threads gives the same bytes (before the shape space was
-    snapped to a 2^-24 grid, shapedirs differed by 2e-16 and so did every downstream result)."""
+# Stand-ins for "another machine of the same kind": other thread counts, and the BLAS / SIMD code paths another
+# x86-64 processor takes (MKL's conditional-numerical-reproducibility switch selects its AVX-512 or generic
+# kernels, ATEN_CPU_CAPABILITY torch's scalar kernels). Each of these moved the build's bytes before the fixes.
+CODE_PATHS = {
+    "1 thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    "2 threads": {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"},
+    "MKL AVX-512 kernels": {"MKL_CBWR": "AVX512"},
+    "MKL generic, torch scalar": {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"},
+}
+
+
+def test_build_is_bit_stable_across_threads_and_code_paths(tmp_path):
+    """The build gives the same bytes under other thread counts and BLAS/SIMD code paths. Before the fixes the
+    shape space differed by 2e-16 between 1 and 2 threads, and under MKL's AVX-512 kernels Anny's float64
+    posing moved in its last bits, which the decimation turned into another mesh (now snapped to 2^-20 m)."""
     import hashlib
     import os
     import subprocess
@@ -154,11 +166,15 @@ def test_build_is_bit_stable_across_thread_counts(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    digests = []
-    for threads in (1, 2):
-        out = tmp_path / f"t{threads}.npz"
-        env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-        code = f"import torch; torch.set_num_threads({threads}); from sahmr.body.open_model import build_and_save; build_and_save({str(out)!r})"
-        subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, capture_output=True)
-        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in (out, out.with_suffix(".json"))])
-    assert digests[0] == digests[1]
+    digests = {}
+    for name, env in CODE_PATHS.items():
+        out = tmp_path / f"{len(digests)}.npz"
+        threads = int(env.get("OMP_NUM_THREADS", 2))
+        code = (
+            f"import torch; torch.set_num_threads({threads})\n"
+            "from sahmr.body.open_model import OpenModelParams, build_and_save\n"
+            f"build_and_save({str(out)!r}, OpenModelParams(num_samples=24, target_verts=3000))"
+        )
+        subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, **env}, check=True, capture_output=True)
+        digests[name] = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (out, out.with_suffix(".json"))]
+    assert len({tuple(d) for d in digests.values()}) == 1, digests

@@ -9,12 +9,15 @@ too), one message naming the culprit (the file, option or key), no traceback, an
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 import re
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,15 +242,15 @@ for name, edit in PRED_EDITS.items():
 
 # ------------------------------------------------------------------ body-model contents
 def _body_with(w: World, key: str, change) -> str:
-    import shutil
-
     arrays = dict(np.load(w.body))
     arrays[key] = change(arrays[key].copy())
     w._n += 1
     path = w.root / "bad" / f"{w._n:03d}-body.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
-    shutil.copyfile(w.body.with_suffix(".json"), path.with_suffix(".json"))
+    meta = json.loads(w.body.with_suffix(".json").read_text())
+    meta["npz_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()  # a consistent pair: the contents are the fault
+    path.with_suffix(".json").write_text(json.dumps(meta))
     return path
 
 
@@ -258,6 +261,23 @@ BODY_EDITS = {
     "tree-two-roots": ("kintree_table", lambda a: (a.__setitem__((0, 5), -1), a)[1]),
     "faces-out-of-range": ("f", lambda a: a + 100000),
 }
+
+
+def _body_pair_mismatch(w: World) -> Path:
+    """The npz of a rebuild beside the JSON of the old file (a build killed between its two renames)."""
+    path = _body_with(w, "v_template", lambda a: a * 1.01)
+    meta = json.loads(w.body.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return path
+
+
+add("body-info-pair-mismatch", lambda w: (lambda f: (["body", "info", "--model", str(f)], named(f)))(_body_pair_mismatch(w)))
+add(
+    "evaluate-body-pair-mismatch",
+    lambda w: (
+        lambda f: (["evaluate", "--pred", str(w.pred), "--data", str(w.data), "--body-model", str(f), "--out", str(w.new("m.json"))], named(f))
+    )(_body_pair_mismatch(w)),
+)
 for name, (key, change) in BODY_EDITS.items():
     add(
         f"body-info-{name}", lambda w, key=key, change=change: (lambda f: (["body", "info", "--model", str(f)], named(f)))(_body_with(w, key, change))
@@ -289,7 +309,6 @@ CAMERAS = {
 for name, cam in CAMERAS.items():
 
     def build(w, cam=cam):
-        import json
 
         f = w.write("camera.json", json.dumps(cam).replace("NaN", "NaN"))
         return predict_argv(w, camera=f), named(f)

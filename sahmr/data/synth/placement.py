@@ -108,16 +108,19 @@ def pose_candidates(body: BodyModel, betas: np.ndarray, poses: np.ndarray) -> tu
 
     layer = body.layer
     K = len(poses)
+    f64 = torch.float64  # the dataset's GT must not depend on the CPU's BLAS code path (MKL picks other float32
+    # kernels on other processors: the float32 GT differed in its last bits); float64, rounded to the stored
+    # float32, gives the same bytes on every machine
     with torch.no_grad():
-        b = torch.as_tensor(np.asarray(betas)[None], dtype=torch.float32)
-        v_shaped = layer.v_template + torch.einsum("bl,mkl->bmk", b, layer.shapedirs)[0]  # (V, 3)
-        J = torch.einsum("bik,ji->bjk", v_shaped[None], layer.J_regressor)  # (1, J, 3)
-        full = torch.cat([torch.zeros(K, 3), torch.as_tensor(poses, dtype=torch.float32)], 1)
+        b = torch.as_tensor(np.asarray(betas)[None], dtype=f64)
+        v_shaped = layer.v_template.to(f64) + torch.einsum("bl,mkl->bmk", b, layer.shapedirs.to(f64))[0]  # (V, 3)
+        J = torch.einsum("bik,ji->bjk", v_shaped[None], layer.J_regressor.to(f64))  # (1, J, 3)
+        full = torch.cat([torch.zeros(K, 3, dtype=f64), torch.as_tensor(poses, dtype=f64)], 1)
         rot = batch_rodrigues(full.view(-1, 3)).view(K, -1, 3, 3)
-        pose_feature = (rot[:, 1:] - torch.eye(3)).view(K, -1)
-        v_posed = (v_shaped + torch.matmul(pose_feature, layer.posedirs).view(K, -1, 3)).numpy()
+        pose_feature = (rot[:, 1:] - torch.eye(3, dtype=f64)).view(K, -1)
+        v_posed = (v_shaped + torch.matmul(pose_feature, layer.posedirs.to(f64)).view(K, -1, 3)).numpy()
         _, A = batch_rigid_transform(rot, J.expand(K, -1, -1), layer.parents)
-        T = torch.matmul(layer.lbs_weights, A.view(K, -1, 16)).numpy()  # (K, V, 16) row-major 4 x 4
+        T = torch.matmul(layer.lbs_weights.to(f64), A.view(K, -1, 16)).numpy()  # (K, V, 16) row-major 4 x 4
     x, y, z = v_posed[..., 0], v_posed[..., 1], v_posed[..., 2]
     verts = np.empty(v_posed.shape, dtype=np.float64)
     for i in range(3):

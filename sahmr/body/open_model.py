@@ -29,6 +29,7 @@ from sahmr.body.hierarchy import barycentric_upsampling, build_hierarchy, decima
 from sahmr.body.model_file import SMPL_JOINT_NAMES, SMPL_PARENTS, BodyModelFile, save_body_model
 from sahmr.body.parts import compute_part_ids
 from sahmr.body.regressors import fit_joint_regressor, h36m_regressor_from_skeleton, posed_samples
+from sahmr.geometry.grid import snap_to_grid
 
 # SMPL joint -> Anny bones whose skinning weights it takes. The joint sits at the head of the first
 # bone listed, except where JOINT_POSITION_BONES says otherwise.
@@ -192,7 +193,7 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
     # moves the last bits, and the decimation below turns last bits into other topology: snapped to a 2^-20 m
     # (~1 µm) grid here, every later step sees the same numbers on every machine.
     full_verts, heads = anny_samples(model, phen, pose)
-    full_verts, heads = _snap(full_verts, 2.0**-20), _snap(heads, 2.0**-20)
+    full_verts, heads = snap_to_grid(full_verts, 2.0**-20), snap_to_grid(heads, 2.0**-20)
     joints = joint_positions(heads, labels)  # (S, 24, 3)
     # Anny's mesh is exactly mirror-symmetric but its rig is not quite (T-posed arms differ by up to
     # ~0.4 mm left vs right): symmetrise so the model, its parts and its hierarchy are symmetric.
@@ -221,8 +222,10 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
     _, svals, vt = np.linalg.svd(X, full_matrices=False)
     std = svals[: params.num_betas] / np.sqrt(len(verts) - 1)
     shapedirs = (vt[: params.num_betas] * std[:, None]).T.reshape(-1, 3, params.num_betas)
-    shapedirs = _snap(_orient_components(shapedirs, template))
-    std = _snap(std)
+    # the SVD's last bits depend on the BLAS thread count and SIMD path (shapedirs differed by 2e-16 between
+    # 1 and 2 threads): on a 2^-24 grid (6e-8, exact in float32) the file is the same on every machine
+    shapedirs = snap_to_grid(_orient_components(shapedirs, template), 2.0**-24)
+    std = snap_to_grid(std, 2.0**-24)
 
     progress("[sahmr-open] joint regressors, contact parts, mesh hierarchy")
     parents = np.array(SMPL_PARENTS)
@@ -264,14 +267,6 @@ def build_open_model(params: OpenModelParams, progress=print) -> BodyModelFile:
     }
     progress(f"[sahmr-open] built in {time.time() - t0:.1f} s")
     return BodyModelFile(arrays=arrays, meta=meta)
-
-
-def _snap(a: np.ndarray, step: float = 2.0**-24) -> np.ndarray:
-    """``a`` rounded to a grid of ``step`` (6e-8 m): the SVD's last bits depend on the BLAS thread count
-    and SIMD path (measured: shapedirs differed by 2e-16 between 1 and 2 threads), which would change the
-    file's hash and, through the synthetic dataset, every result. Multiples of 2^-24 below 1 are exact in
-    float32, so the cast that follows is exact too."""
-    return np.round(np.asarray(a, np.float64) / step) * step + 0.0  # + 0.0: no -0.0 (its bytes differ from 0.0)
 
 
 def _orient_components(shapedirs: np.ndarray, template: np.ndarray) -> np.ndarray:

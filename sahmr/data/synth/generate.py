@@ -101,6 +101,29 @@ class SynthParams:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
+# What decides synth's output besides its parameters: the body-model file and this code. A folder stamped with
+# another run digest is regenerated, never resumed or taken as complete (under `dvc repro` a code change re-runs
+# the persisted stage, which must then not find its old dataset "complete").
+CODE_PARTS = ("data/synth", "data/format", "body", "geometry", "mesh_io.py")
+
+
+def code_digest() -> str:
+    """sha256 of the source of :data:`CODE_PARTS` (paths and bytes, sorted)."""
+    root = Path(__file__).resolve().parents[2]  # the sahmr package
+    h = hashlib.sha256()
+    for part in CODE_PARTS:
+        files = [root / part] if part.endswith(".py") else sorted((root / part).rglob("*.py"))
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def run_digest(params: SynthParams, body_sha256: str) -> str:
+    """The key of one dataset: parameters, body-model file and code."""
+    key = {"params": params.digest(), "body_model_sha256": body_sha256, "code": code_digest()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
 @dataclass
 class SceneJob:
     index: int
@@ -181,6 +204,7 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
         AFFORDANCE_FOR_CLASS,
         CONTACT_THRESHOLD,
         MAX_PENETRATION,
+        STORED_GRID,
         place_person,
     )
     from sahmr.data.synth.render import (
@@ -192,6 +216,7 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
     from sahmr.data.synth.scan import scan_points
     from sahmr.data.synth.scenes import scene_to_dict
     from sahmr.data.synth.sdf import scene_sdf_grid
+    from sahmr.geometry.grid import snap_to_grid
 
     root = Path(out_root)
     staged = root / ".staging" / f"{scene_id_of(job)}.npz"
@@ -259,9 +284,10 @@ def generate_scene_frames(job: SceneJob, p: SynthParams, out_root: str) -> str:
         exact = scene.sdf(person.verts_world.astype(np.float64))  # grid placed it; the exact SDF labels it
         if -exact.min() > MAX_PENETRATION or not (exact <= CONTACT_THRESHOLD).any():
             continue
-        with torch.no_grad():
-            j14, pelvis = body.regress_joints14(torch.as_tensor(person.verts_world)[None])
-        j14, pelvis = j14[0].numpy(), pelvis[0].numpy()
+        with torch.no_grad():  # in float64 (float32 BLAS kernels differ across processors), stored on the grid
+            j14, pelvis = body.regress_joints14(torch.as_tensor(person.verts_world, dtype=torch.float64)[None])
+        j14 = snap_to_grid(j14[0].numpy(), STORED_GRID).astype(np.float32)
+        pelvis = snap_to_grid(pelvis[0].numpy(), STORED_GRID).astype(np.float32)
         contact = exact <= CONTACT_THRESHOLD
         colours = vertex_colors(regions, random_outfit(rng))
         mesh = trimesh.Trimesh(person.verts_world, faces, process=False)
@@ -352,7 +378,7 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
     from tqdm import tqdm
 
     from sahmr.body.model import resolve_model_path
-    from sahmr.body.model_file import load_body_model_file
+    from sahmr.body.model_file import load_body_model_file, sha256_file
     from sahmr.data.format import FORMAT_VERSION, DatasetWriter
     from sahmr.data.synth.outdir import STAMP, claim_out_dir
 
@@ -364,18 +390,19 @@ def generate_dataset(out: str | Path, params: SynthParams, body_model: str | Pat
         stamp_digest = json.loads(stamp.read_text()).get("digest") if stamp.is_file() else None
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         stamp_digest = ""  # synth's own stamp, unreadable (killed mid-write): treat as other parameters
-    state = claim_out_dir(out, stamp_digest, params.digest(), force)
+    digest = run_digest(params, sha256_file(body_path))
+    state = claim_out_dir(out, stamp_digest, digest, force)
     if state == "complete":
         meta = json.loads((out / "dataset.json").read_text())
         if meta.get("format_version") == FORMAT_VERSION:
             if progress:
-                print(f"[synth] {out} is complete for these parameters; nothing to do")
+                print(f"[synth] {out} is complete for these parameters, body model and code; nothing to do")
             return meta
         # an older format (same parameters): regenerated in place below, file for file
     if (out / "dataset.json").is_file():
         (out / "dataset.json").unlink()  # from here on the folder is incomplete until finalize()
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(stamp, json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list).encode())
+    atomic_write_bytes(stamp, json.dumps({"digest": digest, "params": asdict(params)}, default=list).encode())
 
     jobs = scene_jobs(params)
     done = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 __all__ = ["OWN_PATTERNS", "STAMP", "claim_out_dir", "foreign_files", "is_own", "remove_own_files"]
 
-STAMP = ".staging/params.json"  # written first by synth: the folder is synth's (digest of its parameters)
+STAMP = ".staging/params.json"  # written first by synth: the folder is synth's (its run digest: parameters, body model, code)
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
 _KEY = r"[a-z][a-z0-9_]*"
@@ -84,7 +84,8 @@ def remove_own_files(out: Path, temporaries_only: bool = False) -> int:
 def claim_out_dir(out: Path, stamp_digest: str | None, digest: str, force: bool) -> str:
     """Decide what synth does with ``out`` before it writes; returns "new", "resume", "complete" or "replace".
 
-    stamp_digest: the parameter digest in ``out/.staging/params.json`` (None when absent); digest: this run's.
+    stamp_digest: the run digest in ``out/.staging/params.json`` (None when absent); digest: this run's
+    (parameters, body-model file and code: :func:`sahmr.data.synth.generate.run_digest`).
     Raises FileExistsError (one line: the folder, what is in the way, how to proceed) when synth may not
     write there. With "replace" the caller's earlier outputs are already removed (only its own files)."""
     if out.is_symlink() and not out.is_dir():
@@ -107,5 +108,5 @@ def claim_out_dir(out: Path, stamp_digest: str | None, digest: str, force: bool)
     remove_own_files(out, temporaries_only=True)  # a killed run's half-written files
     if stamp_digest == digest:
         return "complete" if (out / "dataset.json").is_file() else "resume"
-    remove_own_files(out)  # other parameters (or --force): nothing of the old run is reusable
+    remove_own_files(out)  # other parameters, body model or code (or --force): nothing of the old run is reusable
     return "replace"

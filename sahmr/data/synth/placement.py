@@ -22,12 +22,16 @@ from scipy.spatial.transform import Rotation
 from sahmr.body.model import BodyModel
 from sahmr.data.synth.poses import sample_poses
 from sahmr.data.synth.sdf import query_grid  # query_sdf's values bit for bit, ~2.5x faster on bodies
+from sahmr.geometry.grid import snap_to_grid
 from sahmr.geometry.sdf import SDFGrid
 
 # SMPL axes (x left, y up, z forward) -> world (z up) for a person facing +y: left = -x.
 SMPL_TO_WORLD = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 CONTACT_THRESHOLD = 0.07  # the original's human–scene contact distance (m)
 MAX_PENETRATION = 0.02
+# World-frame GT (vertices, joints) is stored on a 2^-20 m (~1 µm) grid: float64 results move in their last bits
+# on other processors; on the grid the stored float32 values are the same on every machine (sahmr/geometry/grid.py).
+STORED_GRID = 2.0**-20
 
 # part ids (spec §2.4)
 SOLES, HANDS, BACK, GLUTEUS, THIGHS = (1, 2), (3, 4), (5,), (6,), (7,)
@@ -230,7 +234,7 @@ def place_person(
         body_pose=poses[best],
         global_orient=go.astype(np.float32),
         transl=transl.astype(np.float32),
-        verts_world=v_world[best].astype(np.float32),
+        verts_world=snap_to_grid(v_world[best], STORED_GRID).astype(np.float32),
         sdf=sdf[best].astype(np.float32),
         affordance_kind=AFFORDANCE_FOR_CLASS[pose_class],
     )

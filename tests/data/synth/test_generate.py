@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sahmr.body.model_file import load_body_model_file, save_body_model, sha256_file
 from sahmr.data.format import open_dataset
 from sahmr.data.format.validate import validate_dataset
 from sahmr.data.synth.generate import SynthParams, generate_dataset
@@ -114,6 +115,32 @@ def test_projected_mesh_matches_rendered_person_mask(tiny, open_model):
     assert checked >= 2
 
 
+def test_other_body_model_or_code_is_regenerated_not_taken_as_complete(open_model_path, tmp_path, monkeypatch, capsys):
+    """Same parameters, but another body-model file or other synth code: the finished dataset is stale and is
+    regenerated (under `dvc repro` a code change re-runs the persisted stage, which found it "complete")."""
+    from sahmr.data.synth import generate as G
+
+    small = SynthParams(**dict(TINY, scenes={"train": 1, "val": 0, "test": 0}, frames_per_scene={"train": 3, "val": 0, "test": 0}))
+    out = tmp_path / "ds"
+    first = generate_dataset(out, small, open_model_path, workers=1, progress=False)
+    generate_dataset(out, small, open_model_path, workers=1, progress=True)
+    assert "nothing to do" in capsys.readouterr().out  # the same key: complete
+
+    monkeypatch.setattr(G, "code_digest", lambda: "other code")
+    again = generate_dataset(out, small, open_model_path, workers=1, progress=True)
+    assert "nothing to do" not in capsys.readouterr().out
+    assert again["content_hash"] == first["content_hash"]  # (the code did not really change)
+    monkeypatch.undo()
+
+    body = load_body_model_file(open_model_path)
+    taller = type(body)(arrays={**body.arrays, "v_template": body.arrays["v_template"] * 1.02}, meta=dict(body.meta))
+    other_body = save_body_model(taller, tmp_path / "taller.npz")
+    third = generate_dataset(out, small, other_body, workers=1, progress=True)
+    assert "nothing to do" not in capsys.readouterr().out
+    assert third["content_hash"] != first["content_hash"]
+    assert third["body_model"]["sha256"] == sha256_file(other_body)
+
+
 def test_resume_after_interruption(open_model_path, tmp_path):
     """A run that died after its first scene resumes: finished scenes are kept, the result is the same."""
     from sahmr.data.synth import generate as G
@@ -123,7 +150,8 @@ def test_resume_after_interruption(open_model_path, tmp_path):
     out = tmp_path / "resumed"
     # Simulate the interrupted run: the parameter stamp and one finished scene, no dataset.json.
     (out / ".staging").mkdir(parents=True)
-    (out / ".staging" / "params.json").write_text(json.dumps({"digest": params.digest(), "params": asdict(params)}, default=list))
+    digest = G.run_digest(params, sha256_file(open_model_path))
+    (out / ".staging" / "params.json").write_text(json.dumps({"digest": digest, "params": asdict(params)}, default=list))
     G._init_worker(str(open_model_path))
     first = G.scene_jobs(params)[0]
     staged = G.generate_scene_frames(first, params, str(out))

@@ -8,6 +8,7 @@ they fall inside the work on a fast or a loaded machine alike."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -24,7 +25,21 @@ from tests.conftest import TINY_SYNTH
 from .conftest import World
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = {"synth": 3, "dump": 2, "evaluate": 2, "import": 3, "body-import": 2}  # kills per command
+KILLS = {"synth": 3, "train": 2, "dump": 2, "evaluate": 2, "import": 3, "body-import": 2}  # kills per command
+TRAIN = [
+    "-S",
+    "epochs=2",
+    "-S",
+    "batch_size=2",
+    "-S",
+    "limit_train_batches=3",
+    "-S",
+    "limit_val_batches=1",
+    "-S",
+    "ckpt_every_n_steps=1",
+    "-S",
+    "progress=none",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +65,8 @@ def _argv(name: str, w: World, out: Path, params: Path, rich=None) -> list[str]:
         return argv + ["--smplh-male", str(models / "smplh_male.npz"), "--smplh-female", str(models / "smplh_female.npz")]
     if name == "body-import":
         return ["body", "import", str(rich[0].smplh_model_paths["male"]), "--out-dir", str(out), "--name", "m", "--gender", "male"]
+    if name == "train":  # resumes from its last checkpoint when run again
+        return ["train", "rcnet", "--params", str(w.params), "--data", str(w.data), "--out", str(out), *TRAIN]
     if name == "synth":
         return ["synth", "--out", str(out), "--params", str(params), "--body-model", str(w.body), "--workers", "1", "--quiet"]
     if name == "dump":
@@ -77,6 +94,16 @@ def _run(argv: list[str], kill_after: float | None = None) -> float | None:
 
 def _outputs(out: Path, name: str) -> dict[str, str]:
     """Digests of what a run leaves: for datasets their content hash (synth's files are resumable state)."""
+    if name == "train":  # the trained weights (tensor bytes) and the final metrics
+        import torch
+
+        if not (out / "final.ckpt").is_file():
+            return {}
+        state = torch.load(out / "final.ckpt", weights_only=True)
+        h = hashlib.sha256()
+        for k in sorted(state):
+            h.update(k.encode() + state[k].cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return {"final.ckpt": h.hexdigest(), "metrics.json": (out / "metrics.json").read_text()}
     if name in ("synth", "import"):
         from sahmr.data.format import open_dataset
 
@@ -86,6 +113,15 @@ def _outputs(out: Path, name: str) -> dict[str, str]:
 
 def _valid_or_absent(out: Path, name: str) -> None:
     """Between kill and rerun: every output present is complete and readable (no half-written file)."""
+    if name == "train":
+        import torch
+
+        for p in [out / "final.ckpt", *sorted((out / "checkpoints").glob("*.ckpt"))] if out.exists() else []:
+            if p.exists():
+                torch.load(p, weights_only=True, map_location="cpu")  # complete and readable (as resume reads them)
+        if (out / "metrics.json").exists():
+            json.loads((out / "metrics.json").read_text())
+        return
     if name == "body-import":
         from sahmr.body.model_file import load_body_model_file
 
@@ -105,14 +141,14 @@ def _valid_or_absent(out: Path, name: str) -> None:
 
             read_predictions(p)
         elif p.suffix == ".json":
-            import json
-
             json.loads(p.read_text())
         else:
             assert p.read_text().count("\n") > 1
 
 
-@pytest.mark.parametrize("name", list(KILLS))
+# train through the real CLI takes ~1-2 min a run on 2 cores: `make test-slow` (tests/train/test_loop.py kills the
+# loop with a fast task in `make test`)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "train" else n for n in KILLS])
 def test_kill_and_rerun(name: str, world: World, rich_src, tmp_path: Path):
     params = tmp_path / "params.yaml"
     small = dict(TINY_SYNTH, frames_per_scene={"train": 4, "val": 0, "test": 3})

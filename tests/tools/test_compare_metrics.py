@@ -97,10 +97,12 @@ def test_data_hashes_must_be_equal(repo, capsys):
     assert code == 1 and "DIFFERS: dvc.lock build_body_model:models/m.npz: committed aaa, fresh bbb" in out, out
 
 
-def test_near_zero_values_use_the_absolute_floor():
-    assert compare_numbers(0.0, 1e-4, 0.15, 1e-3) == ("within", pytest.approx(0.1))
-    assert compare_numbers(0.0, 1e-3, 0.15, 1e-3)[0] == "DIFFERS"
-    assert compare_numbers(float("nan"), 1.0, 0.15, 1e-3)[0] == "DIFFERS"
+def test_small_differences_of_fractions_use_the_absolute_tolerance():
+    assert compare_numbers(0.025, 0.01, 0.15, 0.02) == ("within", pytest.approx(0.6))  # a rate of 400 samples
+    assert compare_numbers(0.025, 0.05, 0.15, 0.02)[0] == "DIFFERS"
+    assert compare_numbers(0.0, 0.01, 0.15, 0.02)[0] == "within"
+    assert compare_numbers(200.0, 231.0, 0.15, 0.02)[0] == "DIFFERS"
+    assert compare_numbers(float("nan"), 1.0, 0.15, 0.02)[0] == "DIFFERS"
 
 
 def test_bad_usage_is_one_line_exit_2(repo, tmp_path, capsys):

@@ -13,8 +13,9 @@
 # %% [markdown]
 # # Failure explorer
 # The worst frames of one method by a chosen metric: the crop with the projected predicted (red) and
-# GT (green) meshes, an interactive 3D view (scene points, both meshes, contacts, pelvis; click the
-# legend to toggle), and per-part contact errors. Change `metric`, `k` or `frame_id` and re-run.
+# GT (green) meshes — and, with `compare_pred_file`, a second prediction such as the refined one (blue) —
+# an interactive 3D view (scene points, the meshes, contacts, pelvis; click the legend to toggle), and
+# per-part contact errors. Change `metric`, `k` or `frame_id` and re-run.
 
 # %% tags=["parameters"]
 data_dir = "datasets/synth"
@@ -25,6 +26,7 @@ metric = "g_mpve"
 k = 4
 frame_id = ""  # non-empty: explore this frame instead of the worst k
 body_model = ""  # name or .npz path; empty: the body model the dataset was made with
+compare_pred_file = ""  # a second predictions file shown beside (blue), e.g. the refined predictions; "" = none
 
 # %%
 from pathlib import Path
@@ -57,6 +59,8 @@ if metric not in frames.columns:
 body = BodyModel.load(body_model or ds.meta["body_model"]["name"])
 faces, part_ids = body.faces.numpy(), body.part_ids.numpy()
 pred_index = {str(f): i for i, f in enumerate(pred.frame_ids)}
+other = read_predictions(compare_pred_file, expected_num_vertices=ds.num_verts) if compare_pred_file else None
+other_index = {str(f): i for i, f in enumerate(other.frame_ids)} if other is not None else {}
 
 # %%
 worst = frames.sort_values(metric, ascending=False)
@@ -76,6 +80,14 @@ def views(fid):
     return i, T, K, gt_world, pred_world
 
 
+def other_world(fid, T):
+    """The comparison prediction of frame fid in the world frame, or None."""
+    if other is None or fid not in other_index:
+        return None
+    j = other_index[fid]
+    return np.asarray(other.verts_world[j], np.float64) if other.verts_world is not None else world_from_cam(T, other.verts_cam[j])
+
+
 part_rows = []
 for fid in chosen:
     i, T, K, gt_world, pred_world = views(fid)
@@ -86,7 +98,8 @@ for fid in chosen:
         ds.image(split, i),
         K,
         np.asarray(arr["person_box_xyxy"][i]),
-        [(transform(T, gt_world), "#2ca02c", "GT"), (transform(T, pred_world), "#d62728", "predicted")],
+        [(transform(T, gt_world), "#2ca02c", "GT"), (transform(T, pred_world), "#d62728", "predicted")]
+        + ([(transform(T, ow), "#1f77b4", Path(compare_pred_file).stem)] if (ow := other_world(fid, T)) is not None else []),
     )
     row = frames.set_index("frame_id").loc[fid]
     ax.set_title(f"{fid}  {metric} = {row[metric]:.1f}", fontsize=9)
@@ -108,6 +121,8 @@ for fid in chosen:
         gt_pelvis,
         pred_pelvis,
         title=f"{fid} ({arr['pose_class'][i]}, scene {sid})",
+        other_world=ow,
+        other_name=Path(compare_pred_file).stem if compare_pred_file else "",
     ).show()
 
 # %% [markdown]

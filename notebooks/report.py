@@ -21,13 +21,24 @@ models = ""  # comma-separated; empty: every <model>.json in metrics_dir
 baseline = "baseline"  # the method the others are compared with; "" = none
 dataset_name = "synth"
 training_dirs = ""  # comma-separated name=dir pairs of DVCLive folders, e.g. "sahmr=runs/sahmr/dvclive"
+timing_dir = ""  # folder of `sahmr refine/fit --stats` JSONs (<method>.json), e.g. "reports/refine"; "" = none
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from sahmr.viz.results import binned, error_by, error_distributions, load_results, paper_table, training_curves
+from sahmr.viz.results import (
+    PAPER_COLUMNS,
+    binned,
+    error_by,
+    error_distributions,
+    load_results,
+    load_timings,
+    paper_table,
+    refinement_table,
+    training_curves,
+)
 
 pd.set_option("display.max_columns", 60)
 pd.set_option("display.width", 250)
@@ -43,8 +54,33 @@ if baseline and baseline not in summaries:
         f"baseline {baseline!r} has no metrics in {metrics_dir} (have: {', '.join(summaries)}); "
         "evaluate it, or pass baseline='' for a table without differences"
     )
+timings = load_timings(timing_dir)
 table = paper_table(summaries, baseline or None)
+table.insert(len(PAPER_COLUMNS), "s/frame", [timings.get(m, {}).get("seconds_per_frame", float("nan")) for m in table.index])
 table.round(3)
+
+# %% [markdown]
+# `s/frame`: seconds per frame of the optimisation methods (`sahmr refine` — added to the network's own
+# time — and `sahmr fit`), from their `--stats` files; the networks' inference is not timed here. **`fit`**
+# is the PROX-style fitting baseline: a body fitted to 2D keypoints under scene constraints without any
+# learned 3D network. On the synthetic benchmark its keypoints are the GT joints projected with
+# 4 px noise and 10% dropout (`sahmr keypoints`, params.yaml `keypoints`) — a stand-in for a detector that is
+# far more accurate than a real one, so its row is an optimistic reference, not a like-for-like comparison.
+
+# %% [markdown]
+# ## Scene-constrained refinement (`sahmr refine`): before -> after
+
+# %%
+refined = refinement_table(summaries, timings)
+if len(refined):
+    display(refined.round(3))
+    pene = frames[frames["model"].isin(list(refined.index) + [f"{m}_refined" for m in refined.index])]
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    error_by(pene, "pene", "pose_class", ax=ax, title="PenE (m) by pose class, before and after refinement")
+    display(fig)
+    plt.close(fig)
+else:
+    print("no <method>_refined metrics next to their <method> (run sahmr refine and evaluate both)")
 
 # %% [markdown]
 # ## Error distributions

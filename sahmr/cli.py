@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sahmr.eval import cli as eval_cli
     from sahmr.infer import cli as infer_cli
     from sahmr.models import cli as models_cli
+    from sahmr.refine import cli as refine_cli
     from sahmr.train import cli as train_cli
     from sahmr.viz import cli as viz_cli
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.register(sub)
     eval_cli.register_dump(sub)
     train_cli.register(sub)
+    refine_cli.register(sub)
     infer_cli.register(sub)
     models_cli.register(sub)
     viz_cli.register(sub)

@@ -20,6 +20,7 @@ LAYERS = [
     ["sahmr.models"],
     ["sahmr.train"],
     ["sahmr.eval"],
+    ["sahmr.refine"],
     ["sahmr.infer"],
     ["sahmr.viz"],
     ["sahmr.cli"],

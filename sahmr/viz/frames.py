@@ -52,15 +52,30 @@ def per_part_contact(pred_contact: np.ndarray, gt_contact: np.ndarray, part_ids:
 
 
 def frame_scene_figure(
-    scene_points_world, faces, gt_world, pred_world, gt_contact, gt_part, pred_contact, gt_pelvis, pred_pelvis, radius: float = 2.5, title: str = ""
+    scene_points_world,
+    faces,
+    gt_world,
+    pred_world,
+    gt_contact,
+    gt_part,
+    pred_contact,
+    gt_pelvis,
+    pred_pelvis,
+    radius: float = 2.5,
+    title: str = "",
+    other_world=None,
+    other_name: str = "refined mesh",
 ):
     """3D view around the person: scene points within ``radius`` of the GT pelvis, GT and predicted
-    meshes, GT contacts (by part) and predicted contacts, pelvis markers — each toggleable."""
+    meshes (and `other_world`, e.g. the refined prediction, in blue), GT contacts (by part) and predicted
+    contacts, pelvis markers — each toggleable."""
     near = np.linalg.norm(scene_points_world - gt_pelvis, axis=1) < radius
     meshes = [
         {"verts": gt_world, "faces": faces, "name": "GT mesh", "color": "#2ca02c", "opacity": 0.45},
         {"verts": pred_world, "faces": faces, "name": "predicted mesh", "color": "#d62728", "opacity": 0.45},
     ]
+    if other_world is not None:
+        meshes.append({"verts": other_world, "faces": faces, "name": other_name, "color": "#1f77b4", "opacity": 0.45})
     pts = [
         contact_points(gt_world, gt_contact, gt_part, name="GT contact vertices"),
         {"xyz": pred_world[pred_contact], "name": "predicted contact vertices", "color": "#000000", "size": 2},

@@ -62,6 +62,44 @@ def paper_table(summaries: dict, baseline: str | None = None):
     return table
 
 
+REFINE_COLUMNS = [("G-MPJPE", "g_mpjpe"), ("MPJPE", "mpjpe"), ("PenE", "pene"), ("ConFE", "confe"), ("Contact F1", "contact_f1")]
+
+
+def load_timings(timing_dir: str | Path | None) -> dict[str, dict]:
+    """{method: stats} from the ``--stats`` JSONs of ``sahmr refine`` / ``sahmr fit`` in `timing_dir`
+    (``<method>.json``, e.g. ``sahmr_refined.json``, ``fit.json``); {} for an empty or absent folder name."""
+    if not timing_dir:
+        return {}
+    folder = Path(timing_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"timing_dir {folder} does not exist: run `sahmr refine/fit --stats {folder}/<method>.json`, or pass timing_dir=''")
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def refinement_table(summaries: dict, timings: dict, suffix: str = "_refined"):
+    """One row per refined method ``<m><suffix>`` whose unrefined ``<m>`` is also evaluated: each metric
+    before, after and the relative change (%), plus the refinement's seconds per frame."""
+    import pandas as pd
+
+    rows = {}
+    for name, after in summaries.items():
+        base = name.removesuffix(suffix)
+        if name == base or base not in summaries:
+            continue
+        before = summaries[base]
+        row = {}
+        for label, key in REFINE_COLUMNS:
+            b, a = before.get(key, np.nan), after.get(key, np.nan)
+            row[(label, "before")], row[(label, "after")] = b, a
+            row[(label, "change %")] = 100.0 * (a - b) / b if b else np.nan
+        row[("s/frame", "")] = timings.get(name, {}).get("seconds_per_frame", np.nan)
+        rows[base] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if len(table):
+        table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
+
+
 def binned(frames, column: str, bins: list[float]):
     """The frames table with a categorical ``<column>_bin`` column."""
     import pandas as pd

@@ -85,7 +85,9 @@ def prior_from_dataset(data_root, split: str, pose_dim: int) -> PosePrior:
     from sahmr.data.format import open_dataset
 
     ds = open_dataset(data_root)
-    if split in ds.splits and "body_pose" in ds.split(split).keys():
+    if split not in ds.splits:
+        raise ValueError(f"prior_split {split!r}: {data_root} has no such split (it has {sorted(ds.splits)}); the pose prior is fitted to its body poses")
+    if "body_pose" in ds.split(split).keys():
         poses = np.asarray(ds.split(split)["body_pose"])
         if poses.shape[1] != pose_dim:
             raise ValueError(f"{data_root} split {split!r}: body_pose has {poses.shape[1]} DOF, the body model {pose_dim}")

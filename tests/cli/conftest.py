@@ -28,6 +28,7 @@ class World:
     camera: Path
     box: str
     frame_ids: list[str] = field(default_factory=list)
+    keypoints: Path | None = None  # a valid 2D keypoints file of the test split (sahmr fit's input)
     outputs: list[Path] = field(default_factory=list)  # the paths new() handed out (a case clears it)
     _n: int = 0
 
@@ -150,4 +151,9 @@ def world(tiny_synth, open_model_path, tmp_path_factory) -> World:
         json.dumps({"K": np.asarray(a["K"][0]).tolist(), "T_world_to_cam": np.asarray(a["T_world_to_cam"][0]).tolist(), "image_size": [w, h]})
     )
     box = ",".join(f"{v:.1f}" for v in np.asarray(a["person_box_xyxy"][0], np.float64))
-    return World(root, body, data, rcnet, ckpt, params, pred, image, scene, camera, box, ids)
+    from sahmr.refine.keypoints import KeypointNoise, synthetic_keypoints, write_keypoints
+
+    keypoints = root / "keypoints.npz"
+    g = {k: np.asarray(a[k]) for k in ("joints14_world", "T_world_to_cam", "K", "image_size", "frame_id")}
+    write_keypoints(keypoints, synthetic_keypoints(g["joints14_world"], g["T_world_to_cam"], g["K"], g["image_size"], g["frame_id"], KeypointNoise()))
+    return World(root, body, data, rcnet, ckpt, params, pred, image, scene, camera, box, ids, keypoints=keypoints)

@@ -76,6 +76,19 @@ FILE_SLOTS: dict[str, tuple[str, Callable]] = {
         lambda w, f: ["train", "sahmr", "--params", str(w.params), "-S", f"rcnet_ckpt={f}", "--data", str(w.data), "--out", str(w.new("run"))],
     ),
     "convert-src": ("ckpt", lambda w, f: ["convert", str(f), "--out", str(w.new("conv"))]),
+    "refine-pred": ("pred", lambda w, f: ["refine", "--pred", str(f), "--data", str(w.data), "--out", str(w.new("r.npz")), "--body-model", str(w.body)]),
+    "refine-body-model": (
+        "body",
+        lambda w, f: ["refine", "--pred", str(w.pred), "--data", str(w.data), "--out", str(w.new("r.npz")), "--body-model", str(f)],
+    ),
+    "refine-params": (
+        "params",
+        lambda w, f: ["refine", "--pred", str(w.pred), "--data", str(w.data), "--out", str(w.new("r.npz")), "--body-model", str(w.body), "--params", str(f)],
+    ),
+    "fit-keypoints": (
+        "keypoints",
+        lambda w, f: ["fit", "--keypoints", str(f), "--data", str(w.data), "--out", str(w.new("f.npz")), "--body-model", str(w.body)],
+    ),
 }
 PREDICT_SLOTS = ("image", "scene", "camera", "ckpt", "params", "body")
 
@@ -343,6 +356,9 @@ PARAM_COMMANDS: dict[str, Callable] = {
     "train-rcnet": lambda w, s: ["train", "rcnet", "--params", str(w.params), "--data", str(w.data), "--out", str(w.new("run")), *s],
     "dump": lambda w, s: ["dump", "sahmr", "--ckpt", str(w.ckpt), "--data", str(w.data), "--out", str(w.new("p.npz")), "--params", str(w.params), *s],
     "build-open": lambda w, s: ["body", "build-open", "--out", str(w.new("open.npz")), "--params", str(w.params), *s],
+    "refine": lambda w, s: ["refine", "--pred", str(w.pred), "--data", str(w.data), "--out", str(w.new("r.npz")), "--body-model", str(w.body), "--params", str(w.params), *s],
+    "fit": lambda w, s: ["fit", "--keypoints", str(w.keypoints), "--data", str(w.data), "--out", str(w.new("f.npz")), "--body-model", str(w.body), "--params", str(w.params), *s],
+    "keypoints": lambda w, s: ["keypoints", "--data", str(w.data), "--out", str(w.new("k.npz")), "--params", str(w.params), *s],
 }
 BAD_SETTINGS: dict[str, dict[str, tuple[str, str]]] = {
     # command: {case: (-S setting, culprit)}
@@ -372,6 +388,18 @@ BAD_SETTINGS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "dump": {"typo": ("presett=cpu", "presett"), "preset": ("preset=huge", "preset")},
     "build-open": {"typo": ("n_bodys=3", "n_bodys"), "type": ("seed=x", "seed"), "zero": ("n_bodies=0", "n_bodies")},
+    "refine": {
+        "typo": ("iterz=5", "iterz"),
+        "type": ("iters=many", "iters"),
+        "nested-typo": ("weights.penetraton=1", "penetraton"),
+        "neg-lr": ("lr=-1", "lr"),
+        "nan-lr": ("lr=.nan", "lr"),
+        "neg-weight": ("weights.contact=-1", "contact"),
+        "contact-source": ("contact_source=gt", "contact_source"),
+        "prior-split": ("prior_split=nope", "nope"),
+    },
+    "fit": {"typo": ("yaw=2", "yaw"), "zero-yaws": ("yaw_candidates=0", "yaw_candidates"), "sigma": ("keypoint_sigma_px=0", "keypoint_sigma_px")},
+    "keypoints": {"dropout": ("dropout=1.5", "dropout"), "noise": ("noise_px=-1", "noise_px"), "typo": ("noise=3", "noise")},
 }
 for cmd, settings in BAD_SETTINGS.items():
     for name, (setting, culprit) in settings.items():
@@ -382,7 +410,7 @@ for cmd, settings in BAD_SETTINGS.items():
 PARAM_FILES = {
     "yaml-syntax": "preset: cpu\ntrain_sahmr: [unclosed\n",
     "yaml-list": "- 1\n- 2\n",
-    "section-scalar": "preset: cpu\ntrain_sahmr: 5\nsynth: 5\ntrain_rcnet: 5\nbody_open: 5\n",
+    "section-scalar": "preset: cpu\ntrain_sahmr: 5\nsynth: 5\ntrain_rcnet: 5\nbody_open: 5\nrefine: 5\nfit: 5\nkeypoints: 5\n",
     "tabs": "preset: cpu\ntrain_sahmr:\n\tlr: 1\n",
 }
 for name, text in PARAM_FILES.items():
@@ -398,6 +426,23 @@ VALUES = {
         lambda w: ["evaluate", "--pred", str(w.pred), "--data", str(w.data), "--split", "tset", "--out", str(w.new("m.json"))],
         "tset",
     ),
+    "refine-unknown-split": (
+        lambda w: ["refine", "--pred", str(w.pred), "--data", str(w.data), "--split", "tset", "--out", str(w.new("r.npz")), "--body-model", str(w.body)],
+        "tset",
+    ),
+    "refine-bad-device": (
+        lambda w: ["refine", "--pred", str(w.pred), "--data", str(w.data), "--device", "nonsense", "--out", str(w.new("r.npz")), "--body-model", str(w.body)],
+        "--device",
+    ),
+    "refine-unwritable-out": (
+        lambda w: ["refine", "--pred", str(w.pred), "--data", str(w.data), "--out", UNWRITABLE + ".npz", "--body-model", str(w.body)],
+        "--out",
+    ),
+    "fit-unknown-split": (
+        lambda w: ["fit", "--keypoints", str(w.keypoints), "--data", str(w.data), "--split", "tset", "--out", str(w.new("f.npz")), "--body-model", str(w.body)],
+        "tset",
+    ),
+    "keypoints-unknown-split": (lambda w: ["keypoints", "--data", str(w.data), "--split", "tset", "--out", str(w.new("k.npz"))], "tset"),
     "dump-unknown-split": (
         lambda w: [
             "dump",
@@ -529,6 +574,8 @@ WORK = {  # module: the functions where the expensive part of a command begins
     "sahmr.body.open_model": ("build_open_model",),
     "pytorch_lightning": ("Trainer.fit",),
     "papermill": ("execute_notebook",),
+    "sahmr.refine.optimize": ("refine_batch",),
+    "sahmr.refine.fitting": ("fit_batch",),
 }
 
 

@@ -206,7 +206,7 @@ def test_keypoints_then_fit_cli_gives_an_evaluable_predictions_file(tiny_synth, 
     pred, kps = read_predictions(out), read_keypoints(kp)
     arr = open_dataset(root).split("test")
     joints, _ = body.regress_joints14(torch.as_tensor(pred.verts_cam))
-    px = terms.project(joints, torch.as_tensor(np.asarray(arr["K"])))
+    px = terms.project(joints, torch.as_tensor(np.array(arr["K"])))
     err = (px - torch.as_tensor(kps.keypoints[..., :2])).norm(dim=-1)[torch.as_tensor(kps.keypoints[..., 2] > 0)]
     assert err.median().item() < 8.0, err.median().item()
     assert summary["pa_mpjpe"] < 150.0, summary["pa_mpjpe"]

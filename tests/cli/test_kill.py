@@ -1,6 +1,6 @@
 """SIGKILL at random points, repeated: the rerun of the same command ends with outputs identical to an
 uninterrupted run, and nothing half-written is ever taken as valid in between (synth, dump, evaluate,
-``import rich``, ``body import``; training has its own kill test in tests/train/test_loop.py).
+``import rich``, ``body import``, ``refine``; training has its own kill test in tests/train/test_loop.py).
 
 The kill points are seeded random fractions of the uninterrupted run's own wall time (start-up included), so
 they fall inside the work on a fast or a loaded machine alike."""
@@ -25,7 +25,7 @@ from tests.conftest import TINY_SYNTH
 from .conftest import World
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = {"synth": 3, "train": 2, "dump": 2, "evaluate": 2, "import": 3, "body-import": 2}  # kills per command
+KILLS = {"synth": 3, "train": 2, "dump": 2, "evaluate": 2, "import": 3, "body-import": 2, "refine": 2}  # kills per command
 TRAIN = [
     "-S",
     "epochs=2",
@@ -69,6 +69,9 @@ def _argv(name: str, w: World, out: Path, params: Path, rich=None) -> list[str]:
         return ["train", "rcnet", "--params", str(w.params), "--data", str(w.data), "--out", str(out), *TRAIN]
     if name == "synth":
         return ["synth", "--out", str(out), "--params", str(params), "--body-model", str(w.body), "--workers", "1", "--quiet"]
+    if name == "refine":  # resumes from its finished batches (2 frames each)
+        argv = ["refine", "--pred", str(w.pred), "--data", str(w.data), "--body-model", str(w.body), "--out", str(out / "refined.npz")]
+        return argv + ["--params", "", "-S", "batch_size=2", "-S", "fit_iters=20", "-S", "iters=30", "--quiet"]
     if name == "dump":
         return ["dump", "sahmr", "--ckpt", str(w.ckpt), "--data", str(w.data), "--out", str(out / "pred.npz"), "--params", str(w.params)]
     return ["evaluate", "--pred", str(w.pred), "--data", str(w.data), "--body-model", str(w.body), "--out", str(out / "m.json"), "--quiet"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,15 @@ import pytest
 from sahmr.body.open_model import OpenModelParams
 from sahmr.config import ParamsError, load_params, load_section, parse_overrides
 from sahmr.data.synth.generate import SynthParams
+from sahmr.refine.fitting import FitParams
+from sahmr.refine.keypoints import KeypointNoise
+from sahmr.refine.optimize import RefineParams
 from sahmr.train.tasks import get_task, load_train_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILES = [ROOT / "params.yaml", ROOT / "pipelines" / "rich" / "params.yaml", ROOT / "pipelines" / "prox" / "params.yaml"]
 GLOBALS = {"seed": int, "preset": str}
-SCHEMAS = {"body_open": OpenModelParams, "synth": SynthParams}
+SCHEMAS = {"body_open": OpenModelParams, "synth": SynthParams, "refine": RefineParams, "fit": FitParams, "keypoints": KeypointNoise}
 DVC_VARS_ONLY = {"rich", "prox"}  # paths substituted into pipelines/<ds>/dvc.yaml (${rich.root}); no command reads them
 
 
@@ -31,6 +35,7 @@ def test_every_shipped_section_loads(path, section):
         cfg = load_section(params, section, SCHEMAS[section], source=str(path))
         for key, value in params[section].items():  # every key reached the dataclass
             got = getattr(cfg, key)
+            got = dataclasses.asdict(got) if dataclasses.is_dataclass(got) else got
             assert (list(got) if isinstance(got, tuple) else got) == value, key
     elif section.startswith("train_"):
         loop, task_params = load_train_params(section.removeprefix("train_"), params, source=str(path))
@@ -50,6 +55,10 @@ def test_every_shipped_section_loads(path, section):
         ("train_baseline", "lr_rate=0.1", "lr_rate"),
         ("train_rcnet", "model.voxelsize=0.1", "voxelsize"),
         ("train_sahmr", "model.num_layer=3", "num_layer"),
+        ("refine", "iter=3", "iter"),
+        ("refine", "weights.penetraton=1", "penetraton"),
+        ("fit", "yaw=2", "yaw"),
+        ("keypoints", "noise=2", "noise"),
     ],
 )
 def test_a_misspelt_key_fails(section, typo, key):

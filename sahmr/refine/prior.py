@@ -86,7 +86,9 @@ def prior_from_dataset(data_root, split: str, pose_dim: int) -> PosePrior:
 
     ds = open_dataset(data_root)
     if split not in ds.splits:
-        raise ValueError(f"prior_split {split!r}: {data_root} has no such split (it has {sorted(ds.splits)}); the pose prior is fitted to its body poses")
+        raise ValueError(
+            f"prior_split {split!r}: {data_root} has no such split (it has {sorted(ds.splits)}); the pose prior is fitted to its body poses"
+        )
     if "body_pose" in ds.split(split).keys():
         poses = np.asarray(ds.split(split)["body_pose"])
         if poses.shape[1] != pose_dim:

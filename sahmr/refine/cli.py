@@ -30,54 +30,35 @@ def _print_summary(stats: dict, out: str) -> None:
         print("mean weighted energy terms, before -> after:\n" + "\n".join(rows))
 
 
-def _refine(args: argparse.Namespace) -> int:
+def _optimise(args: argparse.Namespace, section: str, schema: type, run, source: str) -> int:
+    """Shared by refine and fit: parameters and outputs checked before any work, then `run`, then a summary."""
     from sahmr.cliargs import check_out_file
+
+    params = load_section(args.params or {}, section, schema, args.set_overrides)
+    check_out_file(args.out, "--out")
+    if args.stats:
+        check_out_file(args.stats, "--stats")
+    device = _check_device(args.device)
+    stats = run(
+        source, args.data, args.split, args.out, params, device=device, body_model=args.body_model, stats_out=args.stats, progress=not args.quiet
+    )
+    if not args.quiet:
+        _print_summary(stats, args.out)
+    return 0
+
+
+def _refine(args: argparse.Namespace) -> int:
     from sahmr.refine.optimize import RefineParams
     from sahmr.refine.run import refine_predictions
 
-    params = load_section(args.params or {}, "refine", RefineParams, args.set_overrides)
-    check_out_file(args.out, "--out")
-    if args.stats:
-        check_out_file(args.stats, "--stats")
-    stats = refine_predictions(
-        args.pred,
-        args.data,
-        args.split,
-        args.out,
-        params,
-        device=_check_device(args.device),
-        body_model=args.body_model,
-        stats_out=args.stats,
-        progress=not args.quiet,
-    )
-    if not args.quiet:
-        _print_summary(stats, args.out)
-    return 0
+    return _optimise(args, "refine", RefineParams, refine_predictions, args.pred)
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from sahmr.cliargs import check_out_file
     from sahmr.refine.fitting import FitParams
     from sahmr.refine.run import fit_keypoints_file
 
-    params = load_section(args.params or {}, "fit", FitParams, args.set_overrides)
-    check_out_file(args.out, "--out")
-    if args.stats:
-        check_out_file(args.stats, "--stats")
-    stats = fit_keypoints_file(
-        args.keypoints,
-        args.data,
-        args.split,
-        args.out,
-        params,
-        device=_check_device(args.device),
-        body_model=args.body_model,
-        stats_out=args.stats,
-        progress=not args.quiet,
-    )
-    if not args.quiet:
-        _print_summary(stats, args.out)
-    return 0
+    return _optimise(args, "fit", FitParams, fit_keypoints_file, args.keypoints)
 
 
 def _keypoints(args: argparse.Namespace) -> int:

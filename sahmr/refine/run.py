@@ -89,8 +89,22 @@ def _write_stats(path, stats: dict) -> None:
         atomic_write_bytes(path, (json.dumps(stats, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _run_info(device: str) -> dict:
-    return {"device": device, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+def _energy_arrays(prefix: str, energy: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """A batch's energy terms as arrays named ``<prefix>/<term>`` (kept in the resumable batch files)."""
+    return {f"{prefix}/{k}": v.cpu().numpy() for k, v in energy.items()}
+
+
+def _stats(command: str, source, n_frames: int, seconds: float, res: dict, params, prior: PosePrior, device: str, **extra) -> dict:
+    """The ``--stats`` record: timing, mean energy terms (``before``/``after``) and what produced them."""
+    stats = {"command": command, "input": str(source), "frames": int(n_frames), "seconds": round(seconds, 3)}
+    stats["seconds_per_frame"] = round(seconds / n_frames, 4)
+    for when in ("before", "after"):
+        terms = {k.split("/", 1)[1]: float(v.mean()) for k, v in res.items() if k.startswith(f"{when}/")}
+        if terms:
+            stats[f"energy_{when}"] = terms
+    stats.update(extra, params=dataclasses.asdict(params), prior=prior.source, device=device, torch_threads=torch.get_num_threads())
+    stats.update(cpu=platform.processor() or platform.machine(), torch=torch.__version__)
+    return stats
 
 
 def refine_predictions(
@@ -130,11 +144,7 @@ def refine_predictions(
             contact_vertex=None if pred.contact_vertex is None else torch.as_tensor(pred.contact_vertex[idx], device=device),
         )
         out = {"verts_world": r.verts_world.cpu().numpy(), "contact_used": r.contact_mask.cpu().numpy()}
-        for k, v in r.energy_before.items():
-            out[f"before/{k}"] = v.cpu().numpy()
-        for k, v in r.energy_after.items():
-            out[f"after/{k}"] = v.cpu().numpy()
-        return out
+        return out | _energy_arrays("before", r.energy_before) | _energy_arrays("after", r.energy_after)
 
     digest = _digest(
         "refine", sha256_file(pred_path), ds.meta.get("content_hash"), split, dataclasses.asdict(params), body_sha, device, code_digest()
@@ -159,20 +169,10 @@ def refine_predictions(
     contact_source = params.contact_source
     if contact_source == "auto":
         contact_source = "predicted" if pred.contact_vertex is not None else "parts"
-    stats = {
-        "command": "refine",
-        "input": str(pred_path),
-        "frames": int(len(rows)),
-        "seconds": round(seconds, 3),
-        "seconds_per_frame": round(seconds / len(rows), 4),
-        "contact_source": contact_source,
-        "contact_vertices_mean": float(res["contact_used"].sum(-1).mean()),
-        "energy_before": {k.split("/", 1)[1]: float(v.mean()) for k, v in res.items() if k.startswith("before/")},
-        "energy_after": {k.split("/", 1)[1]: float(v.mean()) for k, v in res.items() if k.startswith("after/")},
-        "params": dataclasses.asdict(params),
-        "prior": prior.source,
-        **_run_info(device),
-    }
+    contact_mean = float(res["contact_used"].sum(-1).mean())
+    stats = _stats(
+        "refine", pred_path, len(rows), seconds, res, params, prior, device, contact_source=contact_source, contact_vertices_mean=contact_mean
+    )
     write_predictions(out, refined)
     _write_stats(stats_out, stats)
     shutil.rmtree(parts_dir(out))
@@ -201,10 +201,7 @@ def fit_keypoints_file(
         r = fit_batch(
             body, prior, _tensor(kp.keypoints[idx], device), _tensor(T[idx], device), _tensor(K[idx], device), ds.scene_sdf(scene_ids[idx[0]]), params
         )
-        out = {"verts_world": r.verts_world.cpu().numpy()}
-        for k, v in r.energy.items():
-            out[f"after/{k}"] = v.cpu().numpy()
-        return out
+        return {"verts_world": r.verts_world.cpu().numpy()} | _energy_arrays("after", r.energy)
 
     digest = _digest(
         "fit", sha256_file(keypoints_path), ds.meta.get("content_hash"), split, dataclasses.asdict(params), body_sha, device, code_digest()
@@ -217,18 +214,7 @@ def fit_keypoints_file(
     verts_cam = (world.astype(np.float64) @ T[:, :3, :3].swapaxes(-1, -2) + T[:, None, :3, 3]).astype(np.float32)
     name = ds.meta["body_model"]["name"]
     write_predictions(out, Predictions(frame_ids=kp.frame_ids, body_model=name, num_vertices=ds.num_verts, verts_cam=verts_cam))
-    stats = {
-        "command": "fit",
-        "input": str(keypoints_path),
-        "keypoints_source": kp.source,
-        "frames": int(len(rows)),
-        "seconds": round(seconds, 3),
-        "seconds_per_frame": round(seconds / len(rows), 4),
-        "energy_after": {k.split("/", 1)[1]: float(v.mean()) for k, v in res.items() if k.startswith("after/")},
-        "params": dataclasses.asdict(params),
-        "prior": prior.source,
-        **_run_info(device),
-    }
+    stats = _stats("fit", keypoints_path, len(rows), seconds, res, params, prior, device, keypoints_source=kp.source)
     _write_stats(stats_out, stats)
     shutil.rmtree(parts_dir(out))
     return stats

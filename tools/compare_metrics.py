@@ -15,7 +15,8 @@ files as committed at ``--rev`` (``git show``), and reports
   (relative to the committed value), or within ``--abs-tol`` (fractions near zero). Training is not bit-stable across
   processors (oneDNN/MKL pick other float32 kernels on other CPUs, and SGD amplifies last-bit differences), so
   the metrics carry a tolerance: the default is the README's, measured by re-running the pipeline's training
-  under other BLAS/SIMD code paths.
+  under other BLAS/SIMD code paths. Facts of the machine and the run (wall times, thread counts, CPU, torch
+  version, device: ``MACHINE_KEYS``, e.g. ``sahmr refine --stats``) are listed but never compared.
 
 Exit status: 0 all within, 1 some differ (each named on one line), 2 bad usage (unknown rev, missing pipeline).
 """
@@ -43,7 +44,7 @@ class Row:
     key: str
     committed: float | str | None
     fresh: float | str | None
-    status: str  # "same", "within", "DIFFERS", "MISSING", "NEW"
+    status: str  # "same", "within", "DIFFERS", "MISSING", "NEW", "machine" (not compared)
     rel: float | None = None
 
 
@@ -91,6 +92,10 @@ def flatten(obj, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("/"): obj}
 
 
+# leaf names of values that describe the machine, not the result: reported as "machine", never compared
+MACHINE_KEYS = frozenset({"seconds", "seconds_per_frame", "torch_threads", "cpu", "torch", "device"})
+
+
 def compare_numbers(committed, fresh, rel_tol: float, abs_tol: float) -> tuple[str, float | None]:
     if isinstance(committed, bool) or isinstance(fresh, bool) or not isinstance(committed, int | float) or not isinstance(fresh, int | float):
         return ("same" if committed == fresh else "DIFFERS"), None
@@ -124,6 +129,8 @@ def compare_metrics(root: Path, rev: str, pipeline: Path, rel_tol: float, abs_to
                 rows.append(Row(path, key, old[key], None, "MISSING"))
             elif key not in old:
                 rows.append(Row(path, key, None, new[key], "NEW"))
+            elif key.rsplit("/", 1)[-1] in MACHINE_KEYS:
+                rows.append(Row(path, key, old[key], new[key], "machine"))
             else:
                 status, rel = compare_numbers(old[key], new[key], rel_tol, abs_tol)
                 rows.append(Row(path, key, old[key], new[key], status, rel))
@@ -170,6 +177,7 @@ def report(data: list[Row], metrics: list[Row], rel_tol: float, out=None) -> int
         f"metrics (counts exact, others within {rel_tol:.0%}): {len(metrics)} values; "
         f"{sum(r.status == 'same' for r in metrics)} identical, {sum(r.status == 'within' for r in metrics)} within, "
         f"{sum(r.status == 'DIFFERS' for r in metrics)} differ, {sum(r.status == 'MISSING' for r in metrics)} missing"
+        f"{f', {n} machine facts not compared' if (n := sum(r.status == 'machine' for r in metrics)) else ''}"
         + (f"; largest relative difference {worst.rel:.2%} ({worst.file} {worst.key})" if worst else ""),
         file=out,
     )

@@ -23,6 +23,7 @@ PIPELINE = {
         "build_body_model": {"cmd": "true", "outs": ["models/m.npz"]},
         "train": {"cmd": "true", "metrics": [{"runs/a/metrics.json": {"cache": False}}]},
         "evaluate": {"foreach": ["x", "y"], "do": {"cmd": "true", "metrics": [{"reports/${item}.json": {"cache": False}}]}},
+        "refine": {"cmd": "true", "metrics": [{"reports/t.json": {"cache": False}}]},
     }
 }
 LOCK = {"schema": "2.0", "stages": {"build_body_model": {"cmd": "true", "outs": [{"path": "models/m.npz", "hash": "md5", "md5": "aaa"}]}}}
@@ -30,6 +31,7 @@ METRICS = {
     "runs/a/metrics.json": {"epochs": 3, "val": {"mpjpe": 200.0}},
     "reports/x.json": {"n_frames": 600, "mpjpe": 100.0},
     "reports/y.json": {"mpjpe": 0.0},
+    "reports/t.json": {"seconds_per_frame": 0.3, "cpu": "x86_64", "energy_after": {"penetration": 2.0}},
 }
 
 
@@ -63,13 +65,14 @@ def _run(repo: Path, capsys, *extra: str) -> tuple[int, str]:
 
 
 def test_metrics_files_expand_foreach(repo):
-    assert metrics_files(repo / "dvc.yaml") == ["runs/a/metrics.json", "reports/x.json", "reports/y.json"]
+    assert metrics_files(repo / "dvc.yaml") == ["runs/a/metrics.json", "reports/x.json", "reports/y.json", "reports/t.json"]
 
 
 def test_identical_results_pass(repo, capsys):
     code, out = _run(repo, capsys)
     assert code == 0, out
-    assert "data (exact): 1/1 output hashes equal" in out and "5 values; 5 identical, 0 within, 0 differ, 0 missing" in out and "largest" not in out
+    assert "data (exact): 1/1 output hashes equal" in out and "largest" not in out
+    assert "8 values; 6 identical, 0 within, 0 differ, 0 missing, 2 machine facts not compared" in out
 
 
 def test_within_and_beyond_the_tolerance(repo, capsys):
@@ -121,3 +124,12 @@ def test_json_report(repo, capsys):
     doc = json.loads(out.read_text())
     row = next(r for r in doc["metrics"] if r["key"] == "mpjpe" and r["file"] == "reports/x.json")
     assert row["status"] == "within" and row["rel"] == pytest.approx(0.01)
+
+
+def test_machine_facts_are_listed_but_never_compared(repo, capsys):
+    _edit(repo, "reports/t.json", lambda d: d.update(seconds_per_frame=0.9, cpu="aarch64"))  # another, slower machine
+    code, text = _run(repo, capsys)
+    assert code == 0, text
+    _edit(repo, "reports/t.json", lambda d: d["energy_after"].update(penetration=3.0))  # a result: compared
+    code, text = _run(repo, capsys)
+    assert code == 1 and "energy_after/penetration" in text

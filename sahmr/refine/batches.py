@@ -41,9 +41,15 @@ def parts_dir(out: str | Path) -> Path:
 
 
 def _owned(folder: Path) -> bool:
-    return folder.is_dir() and all(
-        p.name == "run.json" or (p.name.startswith(_PART_PREFIX) and p.suffix in (".npz", ".tmp")) or p.name.startswith(".") for p in folder.iterdir()
-    )
+    """Whether every entry is one this module writes: run.json, batch_*.npz and their atomic-write temporaries
+    (``.batch_*.tmp`` / ``.run.json.*.tmp``); anything else (a user's file, dotfiles included) is not ours."""
+
+    def ours(name: str) -> bool:
+        if name == "run.json" or (name.startswith(_PART_PREFIX) and name.endswith(".npz")):
+            return True
+        return name.endswith(".tmp") and (name.startswith("." + _PART_PREFIX) or name.startswith(".run.json."))
+
+    return folder.is_dir() and all(p.is_file() and ours(p.name) for p in folder.iterdir())
 
 
 def run_batches(

@@ -108,10 +108,18 @@ def test_resume_folder_with_foreign_files_is_never_deleted(tmp_path):
     out = tmp_path / "refined.npz"
     folder = batches.parts_dir(out)
     folder.mkdir()
-    (folder / "my-notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="did not write"):
-        batches.run_batches([np.arange(2)], lambda idx: {"x": idx.astype(float)}, out, "digest", what="t", progress=False)
-    assert (folder / "my-notes.txt").read_text() == "mine"
+    for name in ("my-notes.txt", ".my-hidden-notes"):
+        (folder / name).write_text("mine")
+        with pytest.raises(FileExistsError, match="did not write"):
+            batches.run_batches([np.arange(2)], lambda idx: {"x": idx.astype(float)}, out, "digest", what="t", progress=False)
+        assert (folder / name).read_text() == "mine"
+        (folder / name).unlink()
+    # a folder holding only what run_batches writes (another digest's leftovers) is replaced
+    (folder / "run.json").write_text('{"digest": "old"}')
+    (folder / "batch_00000.npz").write_bytes(b"stale")
+    (folder / ".batch_00001.npz.abc.tmp").write_bytes(b"half")
+    res, _ = batches.run_batches([np.arange(2)], lambda idx: {"x": idx.astype(float)}, out, "digest", what="t", progress=False)
+    assert res["x"].tolist() == [0.0, 1.0] and not (folder / ".batch_00001.npz.abc.tmp").exists()
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ baseline = "baseline"  # the method the others are compared with; "" = none
 dataset_name = "synth"
 training_dirs = ""  # comma-separated name=dir pairs of DVCLive folders, e.g. "sahmr=runs/sahmr/dvclive"
 timing_dir = ""  # folder of `sahmr refine/fit --stats` JSONs (<method>.json), e.g. "reports/refine"; "" = none
+convergence_dir = ""  # the convergence study's folder (benchmarks/convergence.py), e.g. "reports/convergence"; "" = none
 
 # %%
 import matplotlib.pyplot as plt
@@ -31,8 +32,11 @@ from IPython.display import display
 from sahmr.viz.results import (
     PAPER_COLUMNS,
     binned,
+    convergence_figure,
+    convergence_table,
     error_by,
     error_distributions,
+    load_convergence,
     load_results,
     load_timings,
     paper_table,
@@ -120,3 +124,20 @@ if fig is None:
 else:
     display(fig)
     plt.close(fig)
+
+# %% [markdown]
+# ## Convergence: validation metrics against training steps (`benchmarks/convergence.py`)
+# The default recipe's models at a constant learning rate, validated after log-spaced budgets on the
+# validation split. Dashed: a power law fitted to the last four points and extended to the goal — an
+# extrapolation that says roughly what budget the goal needs, not a measurement.
+
+# %%
+conv_records, conv_summary = load_convergence(convergence_dir)
+if not conv_records:
+    print("no convergence study given (parameter convergence_dir)")
+else:
+    display(convergence_table(conv_summary).round(3))
+    fig = convergence_figure(conv_records, conv_summary)
+    if fig is not None:
+        display(fig)
+        plt.close(fig)

@@ -100,6 +100,13 @@ def apply_kernel_map(feats: Tensor, kernel: Tensor, kmap: KernelMap) -> Tensor:
         raise ValueError(
             f"shape mismatch: feats {tuple(feats.shape)}, kernel {tuple(kernel.shape)}, map with {kmap.n_in} inputs and {kmap.kernel_volume} offsets"
         )
+    dev = feats.device.type
+    if torch.is_autocast_enabled(dev):
+        # mixed precision (bf16 autocast on CPU/CUDA): like a matmul under autocast, compute in the autocast
+        # dtype; the kernel's gradient flows back through the cast to its fp32 parameter
+        dt = torch.get_autocast_dtype(dev)
+        with torch.autocast(dev, enabled=False):
+            return _KernelMapConv.apply(feats.to(dt), kernel.to(dt), kmap)
     if feats.dtype != kernel.dtype:
         raise TypeError(f"feats dtype {feats.dtype} != kernel dtype {kernel.dtype}")
     return _KernelMapConv.apply(feats, kernel, kmap)

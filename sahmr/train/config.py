@@ -48,13 +48,17 @@ class TrainConfig:
       epochs; max_steps (-1 = no limit; stops mid-epoch when reached — Lightning then treats that epoch as
         ended, so resuming such a run starts the next epoch; an interrupted/crashed run resumes mid-epoch).
       optimizer: "adam" (weight_decay) or "adamw"; lr: 0 = ``canonical_lr * batch_size * world_size /
-        canonical_bs`` (the original's rule), > 0 = used as is; milestones / gamma: MultiStepLR per epoch.
+        canonical_bs`` (the original's rule), > 0 = used as is.
+      schedule: "multistep" (the original: MultiStepLR per epoch with milestones / gamma) or "cosine" (per
+        optimiser step: linear warm-up from 0 over warmup_steps, then half a cosine down to
+        min_lr_ratio x lr at the run's last step, `max_steps` or epochs x batches).
       grad_clip: None/0 = off; grad_clip_algorithm "value" (original: clip_grad_value_ 0.5) or "norm".
       num_workers: DataLoader workers (0 = in the main process; > 0 persistent).
       seed; deterministic: True / False / "warn" (Lightning's ``deterministic``; "warn" only warns about
         non-deterministic kernels, e.g. CUDA scatter-adds).
-      accelerator "cpu" | "gpu" | "auto"; devices; strategy "auto" | "ddp" | "ddp_spawn" | ...;
-        precision (Lightning string, "32-true").
+      accelerator "cpu" | "gpu" | "auto"; devices (per node); num_nodes (DDP across machines: Lightning
+        reads the SLURM / torchrun environment, see docs/gpu.md); strategy "auto" | "ddp" | "ddp_spawn" | ...;
+        precision (Lightning string: "32-true", or "bf16-mixed" = bf16 autocast with fp32 weights, CPU or CUDA).
       limit_train_batches / limit_val_batches: None = all; int = batches; float = fraction.
       val_every: validate every N epochs (the last epoch is always validated).
       log_every_n_steps: progress-bar/logging refresh interval in steps.
@@ -80,8 +84,11 @@ class TrainConfig:
     canonical_lr: float = 1e-4
     canonical_bs: int = 32
     weight_decay: float = 0.0
+    schedule: str = "multistep"
     milestones: tuple[int, ...] = (15,)
     gamma: float = 0.5
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
     grad_clip: float | None = 0.5
     grad_clip_algorithm: str = "value"
     num_workers: int = 0
@@ -89,6 +96,7 @@ class TrainConfig:
     deterministic: bool | str = True
     accelerator: str = "cpu"
     devices: int = 1
+    num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
     limit_train_batches: int | float | None = None
@@ -162,7 +170,11 @@ class TrainConfig:
             float(self.lr) > 0 or (float(self.canonical_lr) > 0 and int(self.canonical_bs) >= 1),
             f"with lr == 0 need canonical_lr > 0 and canonical_bs >= 1, got {self.canonical_lr}, {self.canonical_bs}",
         )
+        need(self.schedule in ("multistep", "cosine"), f"schedule must be 'multistep' or 'cosine', got {self.schedule!r}")
         need(list(self.milestones) == sorted(self.milestones), f"milestones must be increasing, got {list(self.milestones)}")
+        need(int(self.warmup_steps) >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        need(self.schedule == "cosine" or int(self.warmup_steps) == 0, "warmup_steps needs schedule: cosine (multistep steps per epoch)")
+        need(0.0 <= float(self.min_lr_ratio) <= 1.0, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         need(0 < float(self.gamma) <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         need(self.grad_clip_algorithm in ("value", "norm"), f"grad_clip_algorithm must be 'value' or 'norm', got {self.grad_clip_algorithm!r}")
         need(int(self.num_workers) >= 0, f"num_workers must be >= 0, got {self.num_workers}")
@@ -170,6 +182,7 @@ class TrainConfig:
         need(self.deterministic in (True, False, "warn"), f"deterministic must be true, false or 'warn', got {self.deterministic!r}")
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto", "mps"), f"accelerator must be cpu, gpu or auto, got {self.accelerator!r}")
         need(int(self.devices) >= 1, f"devices must be >= 1, got {self.devices}")
+        need(int(self.num_nodes) >= 1, f"num_nodes must be >= 1, got {self.num_nodes}")
         need(int(self.val_every) >= 1, f"val_every must be >= 1, got {self.val_every}")
         need(
             self.ckpt_every_n_steps is None or int(self.ckpt_every_n_steps) >= 1,
@@ -182,7 +195,20 @@ class TrainConfig:
             raise ValueError("TrainConfig: accelerator='gpu' but CUDA is not available (use accelerator=cpu or auto)")
 
     def resolved_lr(self, world_size: int = 1) -> float:
-        """The learning rate used: ``lr`` if > 0, else canonical_lr * batch_size * world_size / canonical_bs."""
+        """The peak learning rate: ``lr`` if > 0, else canonical_lr * batch_size * world_size / canonical_bs."""
         if float(self.lr) > 0:
             return float(self.lr)
         return float(self.canonical_lr) * int(self.batch_size) * int(world_size) / int(self.canonical_bs)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """The cosine schedule's multiplier of the peak lr before optimiser step `step` (0-based):
+    ``(step + 1) / warmup_steps`` during warm-up, then ``r + (1 - r) * (1 + cos(pi * t)) / 2`` with
+    ``t = (step - warmup) / (total - warmup)`` clamped to [0, 1] and r = min_lr_ratio."""
+    import math
+
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    t = min(max((step - warmup_steps) / span, 0.0), 1.0)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))

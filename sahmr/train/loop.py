@@ -4,7 +4,8 @@ A task bundles a model with its supervision and metrics (see :class:`Task`); thi
 
 * :class:`TaskModule` (LightningModule): Adam (or AdamW; fused kernels on CPU/CUDA) with the spec's learning-rate rule
   ``lr = canonical_lr * global_batch / canonical_bs`` when ``lr == 0`` (global batch = ``batch_size`` x
-  number of processes), MultiStepLR stepped once per epoch (milestones, gamma), gradient clipping
+  number of processes), MultiStepLR stepped once per epoch (milestones, gamma; the original) or a per-step
+  warm-up + cosine schedule (``schedule: cosine``), gradient clipping
   (default: ``clip_grad_value_`` 0.5, as the original), per-epoch training statistics, validation
   metrics averaged over *samples* (gathered over ranks, padded duplicates removed by dataset index).
 * :class:`HumanSceneDataModule`: ``HumanSceneDataset`` train split with augmentation and a shuffled
@@ -41,7 +42,9 @@ DVCLive appends to its files on resume (``Live(resume=True)``); rows of epochs a
 Modules: `sahmr.train.config` (Task, TrainConfig), `.module` (TaskModule), `.datamodule`
 (HumanSceneDataModule), `.callbacks` (DVCLive, checkpoint helpers); this one holds :func:`train`.
 
-Distributed: ``strategy="ddp"`` with ``accelerator="cpu", devices=N`` uses the gloo backend; Lightning's
+Distributed: ``strategy="ddp"`` with ``accelerator="gpu", devices=G, num_nodes=M`` trains on G x M GPUs (NCCL;
+under SLURM or torchrun Lightning reads ranks and addresses from the environment: docs/gpu.md);
+with ``accelerator="cpu", devices=N`` it uses the gloo backend; Lightning's
 ``ddp`` launcher re-executes the current command for ranks 1..N-1 (so call :func:`train` from a script or
 ``sahmr train``, not from an interactive session; ``ddp_spawn`` works for picklable tasks). Every rank
 trains on an interleaved shard of the same epoch order (see :mod:`sahmr.train.samplers`).
@@ -157,7 +160,10 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
     resume_path, resume_progress = resume_checkpoint(ckpt_dir) if cfg.resume else (None, (0, 0))
     if resume_path is not None and fp_file.is_file():
         old = json.loads(fp_file.read_text())
-        diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
+        # a field added to TrainConfig after the checkpoint was written matches when it has its default value
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+        defaults["milestones"] = list(defaults.get("milestones", ()))
+        diff = sorted(k for k in set(old) | set(fp) if old.get(k, defaults.get(k)) != fp.get(k))
         if diff:
             raise ValueError(
                 f"{last} was written by a different training configuration (differs in {diff}); "
@@ -234,7 +240,7 @@ def train(task: Task, cfg: TrainConfig) -> dict[str, Any]:
         enable_model_summary=cfg.progress != "none",
         use_distributed_sampler=False,
         default_root_dir=str(out),
-        num_nodes=1,
+        num_nodes=int(cfg.num_nodes),
     )
     rank0 = trainer.global_rank == 0
     try:

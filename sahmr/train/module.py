@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from .callbacks import metric_name
-from .config import Task, TrainConfig
+from .config import Task, TrainConfig, lr_factor
 
 
 def _fused_optimizer_ok(groups: list[dict]) -> bool | None:
@@ -132,6 +132,11 @@ class TaskModule(pl.LightningModule):
             opt = torch.optim.AdamW(groups, lr=lr, weight_decay=self.cfg.weight_decay or 0.01, fused=fused)
         else:
             opt = torch.optim.Adam(groups, lr=lr, weight_decay=self.cfg.weight_decay, fused=fused)
+        if self.cfg.schedule == "cosine":
+            total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
+            w, r = int(self.cfg.warmup_steps), float(self.cfg.min_lr_ratio)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, w, r))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.cfg.milestones), gamma=self.cfg.gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "frequency": 1}}
 

@@ -169,3 +169,77 @@ def training_curves(dvclive_dirs: dict):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def load_convergence(conv_dir: str | Path | None) -> tuple[dict[str, dict], dict]:
+    """``({task: record}, summary)`` of the convergence study (``benchmarks/convergence.py``) in `conv_dir`:
+    ``<task>.json`` (points: step, wall_s, validation metrics) and ``summary.json`` (goals, power-law fits);
+    ({}, {}) for an empty folder name."""
+    if not conv_dir:
+        return {}, {}
+    folder = Path(conv_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"convergence_dir {folder} does not exist: run `python benchmarks/convergence.py`, or pass convergence_dir=''")
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "summary"}
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return records, summary
+
+
+def convergence_table(summary: dict):
+    """One row per (task, metric) with a goal: the last and best measured value, the goal, and the steps and
+    CPU hours at which the fitted power law reaches it (empty when reached or when the fit never does)."""
+    import pandas as pd
+
+    rows = []
+    for task, t in summary.get("tasks", {}).items():
+        for metric, e in t["metrics"].items():
+            if e.get("goal") is None:
+                continue
+            rows.append(
+                {
+                    "task": task,
+                    "metric": metric,
+                    "steps measured": t["last_step"],
+                    "last": e["last"],
+                    "best": e["best"],
+                    "goal": e["goal"],
+                    "reached": e.get("reached"),
+                    "steps to goal (fit)": e.get("steps_to_goal"),
+                    "CPU h to goal (fit)": e.get("cpu_hours_to_goal"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def convergence_figure(records: dict, summary: dict):
+    """Validation metric against training steps (log x), one panel per (task, metric) of the summary: the
+    measured points, the goal (dotted) and the power-law fit extended to where it meets the goal (dashed).
+    None when there is nothing to plot."""
+    import matplotlib.pyplot as plt
+
+    panels = [(task, metric, e) for task, t in summary.get("tasks", {}).items() if task in records for metric, e in t["metrics"].items()]
+    if not panels:
+        return None
+    cols = min(4, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
+    for ax, (task, metric, e) in zip(axes.ravel(), panels):
+        pts = [p for p in records[task]["points"] if metric in p["metrics"]]
+        xs = np.array([p["step"] for p in pts], float)
+        ys = np.array([p["metrics"][metric] for p in pts], float)
+        ax.plot(xs, ys, "o-", ms=4, label="validation")
+        if e.get("goal") is not None:
+            ax.axhline(e["goal"], ls=":", c="k", lw=1, label=f"goal {e['goal']:g}")
+        if "fit_a" in e and len(xs):
+            end = max(xs.max(), min(float(e.get("steps_to_goal") or 0), xs.max() * 1000))
+            fx = np.geomspace(xs[max(len(xs) - 4, 0)], end, 50)
+            ax.plot(fx, e["fit_a"] * fx ** (-e["fit_b"]), "--", c="C1", lw=1, label="power-law fit")
+        ax.set_xscale("log")
+        ax.set(title=f"{task}: {metric}", xlabel="training steps")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -147,3 +147,22 @@ def test_loss_with_zero_weight_is_dropped(rcnet_cpu_batch):
     tgt = build_rcnet_targets(rcnet_cpu_batch, out, task.cfg)
     total, parts = rcnet_losses(out, tgt, task.cfg.loss_weights)
     assert set(parts) == {"pelvis_hm"} and torch.equal(total, parts["pelvis_hm"])
+
+
+def test_labels_equal_brute_force_nearest_vertex_on_random_clouds():
+    """The matrix-product nearest-vertex search equals a per-point brute force (float64 distances)."""
+    g = torch.Generator().manual_seed(0)
+    verts = torch.rand(3, 300, 3, generator=g) * torch.tensor([0.5, 1.7, 0.4]) + torch.tensor([0.0, 0.0, 4.0])
+    part = torch.randint(0, 8, (3, 300), generator=g)
+    part[2] = 0  # a sample without contact labels
+    pts = torch.rand(5000, 3, generator=g) * torch.tensor([0.8, 2.0, 0.8]) + torch.tensor([-0.15, -0.15, 3.8])
+    bt = torch.randint(0, 3, (5000,), generator=g)
+    lab = label_points_by_part(pts, bt, verts, part, 0.07, chunk_elems=1000)
+    ref = torch.zeros_like(lab)
+    for i in range(len(pts)):
+        m = part[bt[i]] != 0
+        if m.any():
+            d2 = ((pts[i].double() - verts[bt[i]][m].double()) ** 2).sum(1)
+            j = int(d2.argmin())
+            ref[i] = part[bt[i]][m][j] if d2[j] < 0.07**2 else 0
+    assert lab.gt(0).sum() > 300 and torch.equal(lab, ref)

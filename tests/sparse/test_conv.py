@@ -190,3 +190,22 @@ def test_errors_are_clear():
         sparse_conv3d(SparseVoxelTensor(torch.zeros(1, 1), torch.tensor([[0, 2, 0, 0]]), stride=2), torch.zeros(8, 1, 1), 2, 2, transposed=True)
     with pytest.raises(ValueError, match="input channels"):
         sparse_conv3d(x, torch.zeros(27, 2, 1), 3)
+
+
+@pytest.mark.parametrize("ksize, stride", [(3, 1), (2, 2)])
+def test_autocast_bf16_computes_in_bf16_and_grads_reach_fp32_kernel(ksize, stride):
+    """Under torch.autocast(bfloat16) (precision "bf16-mixed") the conv runs in bf16 like a matmul would, the
+    result is the fp32 conv's to bf16 accuracy, and the fp32 kernel parameter gets an fp32 gradient."""
+    grid, mask = random_grid(2, 8, SHAPE, 0.5)
+    x = SparseVoxelTensor.from_dense(grid.float(), mask, origin=ORIGIN)
+    kernel = torch.randn(ksize**3, 8, 5, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    ref = sparse_conv3d(x, kernel, ksize, stride).feats
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = sparse_conv3d(x, kernel, ksize, stride).feats
+    assert y.dtype == torch.bfloat16
+    err = (y.float() - ref).abs().max() / ref.abs().max()
+    assert 0 < err < 0.02  # bf16 (8-bit mantissa), not fp32 (err 0) and not garbage
+    y.float().sum().backward()
+    assert kernel.grad is not None and kernel.grad.dtype == torch.float32 and torch.isfinite(kernel.grad).all()
+    with pytest.raises(TypeError, match="dtype"):  # outside autocast, mixed dtypes stay an error
+        sparse_conv3d(x.replace_feats(x.feats.double()), kernel, ksize, stride)

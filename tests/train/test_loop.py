@@ -243,3 +243,63 @@ def test_ddp_two_cpu_processes(tiny_synth, tmp_path):  # ~50 s on 2 cores: part 
     w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)
     assert np.isfinite(two["metrics"]["PelvisE"])
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+
+
+def test_lr_factor_hand_values():
+    from sahmr.train.config import lr_factor
+
+    # warm-up 4 steps: 1/4, 2/4, 3/4, 4/4; then cosine over the 10 - 4 = 6 remaining steps down to 0.1
+    assert [lr_factor(s, 10, 4, 0.1) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, 10, 4, 0.1) == pytest.approx(1.0)
+    assert lr_factor(7, 10, 4, 0.1) == pytest.approx(0.1 + 0.9 * 0.5)  # half way: cos(pi/2) = 0
+    assert lr_factor(10, 10, 4, 0.1) == pytest.approx(0.1) and lr_factor(50, 10, 4, 0.1) == pytest.approx(0.1)
+    assert lr_factor(0, 10, 0, 0.0) == 1.0
+
+
+def test_cosine_schedule_steps_per_batch(tiny_synth, tmp_path):
+    root, _ = tiny_synth
+    out = tmp_path / "cos"
+    res = train(PelvisTask(), _cfg(root, out, epochs=3, schedule="cosine", warmup_steps=2, min_lr_ratio=0.0, milestones=()))
+    assert res["global_step"] == 9
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    sched = ckpt["lr_schedulers"][0]
+    # after 9 optimiser steps of a 9-step run: the lambda's value at step 9 = min_lr_ratio = 0
+    assert sched["last_epoch"] == 9 and sched["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)
+    lrs = _tsv(out / "dvclive/plots/metrics/train/lr.tsv")  # the lr at each epoch's start: steps 0, 3, 6
+    from sahmr.train.config import lr_factor
+
+    assert [v for _, v in lrs] == pytest.approx([1e-2 * lr_factor(s, 9, 2, 0.0) for s in (0, 3, 6)], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"schedule": "linear"}, "schedule must be"),
+        ({"warmup_steps": 5}, "warmup_steps needs schedule: cosine"),
+        ({"schedule": "cosine", "min_lr_ratio": 1.5}, "min_lr_ratio must be in"),
+        ({"num_nodes": 0}, "num_nodes must be"),
+    ],
+)
+def test_schedule_and_nodes_bad_values(tiny_synth, tmp_path, kw, msg):
+    root, _ = tiny_synth
+    with pytest.raises(ValueError, match=msg):
+        _cfg(root, tmp_path, **kw).validate()
+
+
+def test_resume_accepts_checkpoint_written_before_new_fields(tiny_synth, tmp_path):
+    """A run whose train_config.json predates a TrainConfig field resumes when the field keeps its default."""
+    root, _ = tiny_synth
+    train(PelvisTask(), _cfg(root, tmp_path, epochs=1))
+    fp_file = tmp_path / "train_config.json"
+    old = json.loads(fp_file.read_text())
+    for k in ("schedule", "warmup_steps", "min_lr_ratio", "num_nodes"):
+        del old[k]
+    fp_file.write_text(json.dumps(old))
+    r = train(PelvisTask(), _cfg(root, tmp_path, epochs=2))
+    assert r["resumed_from"] is not None and r["global_step"] == 6
+    fp_file.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"different training configuration.*'schedule'"):
+        train(PelvisTask(), _cfg(root, tmp_path, epochs=3, schedule="cosine", milestones=()))

@@ -1,0 +1,193 @@
+"""Convergence study: validation metrics of RCNet, SAHMR and the image-only baseline against training steps.
+
+Each task trains with the default recipe of ``params.yaml`` (same model, batch, crops, learning rate) but a
+constant learning rate (no decay: ``milestones: [], gamma: 1``) and no per-epoch batch limit, and is
+validated on the same validation subset as the default run (``limit_val_batches`` of its section) after
+each budget of ``--steps`` (log-spaced). One run per task, continued between budgets through the loop's own
+resume (``max_steps`` raised each time), so the point at N steps is exactly the model after N optimiser
+steps of one uninterrupted-schedule run (a budget ends an epoch, so the next one starts a new shuffle).
+The stage-2 tasks use the default pipeline's frozen RCNet (``train_sahmr.rcnet_ckpt``).
+
+    python benchmarks/convergence.py                                   # all tasks, default budgets
+    python benchmarks/convergence.py --tasks rcnet --steps 25 50 100   # a subset
+    python benchmarks/convergence.py --summary                         # print the fitted budgets only
+
+Writes ``reports/convergence/<task>.json`` after every point (atomically; resumable: points already there
+are skipped, the run continues from ``<work>/<task>/checkpoints/last.ckpt``), and a summary with a
+power-law fit per metric (`fit_power_law`: ``metric ≈ a · steps^-b`` on the last points) and the steps
+it predicts for the issue's goals (`GOALS`), ``reports/convergence/summary.json``. Training folders go to
+``--work`` (default ``runs/convergence``, git-ignored). The report notebook plots these files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULT_STEPS = {"rcnet": [25, 50, 100, 200, 400, 800, 1600], "sahmr": [25, 50, 100, 200, 400, 800, 1600], "baseline": [25, 50, 100, 200, 400, 800]}
+# What each curve is plotted and fitted for: (metric, goal, "lower"|"higher" is better); goals from issue 17.
+GOALS = {
+    "rcnet": [("voxseg_iou", 0.3, "higher"), ("pelvis_error_refined_mm", 200.0, "lower"), ("pelvis_error_coarse_mm", None, "lower")],
+    "sahmr": [
+        ("MPJPE", 150.0, "lower"),
+        ("PA_MPJPE", 100.0, "lower"),
+        ("G_MPJPE", 250.0, "lower"),
+        ("PelvisE", 200.0, "lower"),
+        ("C_HSCP_L2", None, "lower"),
+    ],
+    "baseline": [("MPJPE", 150.0, "lower"), ("PA_MPJPE", 100.0, "lower"), ("G_MPJPE", None, "lower"), ("PelvisE", None, "lower")],
+}
+# The study's changes to the default recipe (everything else: the params.yaml section).
+STUDY_OVERRIDES = [
+    "milestones=[]",
+    "gamma=1.0",
+    "limit_train_batches=null",
+    "epochs=100000",
+    "keep_checkpoints=1",
+    "sanity_val_steps=0",
+    "ckpt_every_n_steps=null",
+    "progress=none",
+]
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    from sahmr.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _machine() -> dict:
+    import torch
+
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def run_task(task_name: str, steps: list[int], params: Path, data: Path, work: Path, out_dir: Path, extra: list[str]) -> dict:
+    """Train `task_name` through the budgets `steps`, validating after each; returns the task's record."""
+    from sahmr.train.loop import train
+    from sahmr.train.tasks import load_task
+
+    out_file = out_dir / f"{task_name}.json"
+    overrides = [*STUDY_OVERRIDES, *extra]
+    rec = json.loads(out_file.read_text()) if out_file.is_file() else {}
+    if rec.get("overrides") != overrides or rec.get("params_file") != _rel(params):
+        rec = {"task": task_name, "params_file": _rel(params), "overrides": overrides, "points": []}
+    done = {p["step"] for p in rec["points"]}
+    for n in sorted(steps):
+        if n in done:
+            continue
+        cfg, task = load_task(task_name, params, [*overrides, f"max_steps={n}"], data=data, out=work / task_name, source=str(params))
+        t0 = time.perf_counter()
+        res = train(task, cfg)
+        wall = time.perf_counter() - t0
+        prev = max((p for p in rec["points"] if p["step"] < n), key=lambda p: p["step"], default=None)
+        point = {
+            "step": int(res["global_step"]),
+            "samples_seen": int(res["global_step"]) * int(cfg.batch_size),
+            "wall_s": round(wall, 1),
+            "steps_this_call": int(res["global_step"]) - (prev["step"] if prev else 0),
+            "num_val_samples": int(res["num_val_samples"]),
+            "metrics": res["metrics"],
+        }
+        rec["points"] = sorted([*rec["points"], point], key=lambda p: p["step"])
+        rec["batch_size"], rec["lr"], rec["machine"] = int(cfg.batch_size), float(res["lr"]), _machine()
+        _atomic_json(out_file, rec)
+        shown = {m: round(res["metrics"].get(m, float("nan")), 3) for m, _, _ in GOALS[task_name]}
+        print(f"[convergence] {task_name} step {point['step']}: {shown} ({wall:.0f} s)", flush=True)
+    return rec
+
+
+def fit_power_law(steps: list[float], values: list[float], last: int = 4) -> tuple[float, float] | None:
+    """Least-squares line through (log steps, log value) of the `last` points: value ≈ a · steps^(-b).
+    Returns (a, b) or None with fewer than 3 positive points."""
+    pts = [(math.log(s), math.log(v)) for s, v in zip(steps, values) if s > 0 and v > 0][-last:]
+    if len(pts) < 3:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
+    return math.exp(my - slope * mx), -slope
+
+
+def steps_to_goal(fit: tuple[float, float] | None, goal: float, better: str) -> float | None:
+    """Steps at which the fitted power law reaches `goal`; None when it never does (flat or wrong way)."""
+    if fit is None:
+        return None
+    a, b = fit
+    if (better == "lower" and b <= 1e-6) or (better == "higher" and b >= -1e-6):
+        return None
+    return (goal / a) ** (-1.0 / b)
+
+
+def summarize(out_dir: Path) -> dict:
+    """Per task and metric: the last value, the power-law fit, and the steps / CPU hours it predicts for the goal."""
+    summary: dict = {"note": "power law metric = a * steps^-b fitted on the last 4 points; an extrapolation, not a measurement", "tasks": {}}
+    for task_name, goals in GOALS.items():
+        f = out_dir / f"{task_name}.json"
+        if not f.is_file():
+            continue
+        rec = json.loads(f.read_text())
+        pts = rec["points"]
+        if not pts:
+            continue
+        # seconds per step of the longest call (validation and start-up included: an upper bound)
+        longest = max(pts, key=lambda p: p["steps_this_call"])
+        s_per_step = longest["wall_s"] / max(longest["steps_this_call"], 1)
+        t = {"last_step": pts[-1]["step"], "s_per_step": round(s_per_step, 3), "metrics": {}}
+        for metric, goal, better in goals:
+            xs = [p["step"] for p in pts if metric in p["metrics"]]
+            ys = [p["metrics"][metric] for p in pts if metric in p["metrics"]]
+            if not ys:
+                continue
+            fit = fit_power_law(xs, ys)
+            entry = {"last": ys[-1], "best": (min(ys) if better == "lower" else max(ys)), "goal": goal, "better": better}
+            if fit is not None:
+                entry["fit_a"], entry["fit_b"] = fit
+            if goal is not None:
+                reached = (ys[-1] <= goal) if better == "lower" else (ys[-1] >= goal)
+                n = None if reached else steps_to_goal(fit, goal, better)
+                entry["reached"] = bool(reached)
+                entry["steps_to_goal"] = None if n is None else round(n)
+                entry["cpu_hours_to_goal"] = None if n is None else round(n * s_per_step / 3600, 1)
+            t["metrics"][metric] = entry
+        summary["tasks"][task_name] = t
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", default=list(DEFAULT_STEPS), choices=list(DEFAULT_STEPS))
+    ap.add_argument("--steps", nargs="+", type=int, default=None, help="budgets (optimiser steps); default per task: DEFAULT_STEPS")
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--data", type=Path, default=ROOT / "datasets" / "synth")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "convergence")
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "convergence")
+    ap.add_argument("-S", dest="extra", action="append", default=[], help="extra key=value override of every task's section")
+    ap.add_argument("--summary", action="store_true", help="only (re)write summary.json from the points already measured")
+    args = ap.parse_args(argv)
+    os.chdir(ROOT)  # the params' relative paths (rcnet_ckpt, body model) are repo-relative
+    if not args.summary:
+        for name in args.tasks:
+            run_task(name, args.steps or DEFAULT_STEPS[name], args.params, args.data, args.work, args.out, args.extra)
+    summary = summarize(args.out)
+    _atomic_json(args.out / "summary.json", summary)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

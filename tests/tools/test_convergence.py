@@ -1,0 +1,86 @@
+"""benchmarks/convergence.py: the power-law fit and its goal budget (hand values), and a real resumable study
+of RCNet on the tiny dataset read back by the report's table and figure."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sahmr.viz.results import convergence_figure, convergence_table, load_convergence
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "convergence.py"
+
+
+def _mod():
+    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_power_law_fit_and_steps_to_goal_hand_values():
+    conv = _mod()
+    steps = [25, 50, 100, 200, 400]
+    err = [1000.0 * s**-0.5 for s in steps]  # 200, 141.4, 100, 70.7, 50
+    a, b = conv.fit_power_law(steps, err)
+    assert a == pytest.approx(1000.0) and b == pytest.approx(0.5)
+    assert conv.steps_to_goal((a, b), 25.0, "lower") == pytest.approx(1600.0)  # 1000 / sqrt(1600) = 25
+    iou = [0.01 * s**0.5 for s in steps]  # a rising metric: b < 0
+    fit = conv.fit_power_law(steps, iou)
+    assert fit[1] == pytest.approx(-0.5) and conv.steps_to_goal(fit, 0.3, "higher") == pytest.approx(900.0)
+    # only the last 4 points count: a noisy first point does not bend the fit
+    a2, b2 = conv.fit_power_law(steps, [5000.0, *err[1:]])
+    assert (a2, b2) == (pytest.approx(1000.0), pytest.approx(0.5))
+    assert conv.steps_to_goal((100.0, 0.0), 50.0, "lower") is None  # flat: never
+    assert conv.steps_to_goal((100.0, -0.2), 50.0, "lower") is None  # getting worse: never
+    assert conv.fit_power_law([25, 50], [3.0, 2.0]) is None  # too few points
+
+
+def test_study_runs_resumes_and_reports(tiny_synth, tmp_path):
+    conv = _mod()
+    root, _ = tiny_synth
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "seed": 0,
+                "preset": "cpu",
+                "train_rcnet": {
+                    "val_split": "test",
+                    "batch_size": 2,
+                    "val_batch_size": 3,
+                    "limit_val_batches": 1,
+                    "canonical_lr": 5e-4,
+                    "canonical_bs": 2,
+                    "dataset": {"max_scene_points": 8000},
+                    "num_workers": 0,
+                },
+            }
+        )
+    )
+    out, work = tmp_path / "out", tmp_path / "work"
+    rec = conv.run_task("rcnet", [1, 2], params, root, work, out, [])
+    assert [p["step"] for p in rec["points"]] == [1, 2] and [p["steps_this_call"] for p in rec["points"]] == [1, 1]
+    first = json.loads((out / "rcnet.json").read_text())
+    assert first["points"][1]["metrics"]["voxseg_iou"] == rec["points"][1]["metrics"]["voxseg_iou"]
+    # resumed: only the new budget trains (from step 2), the measured points are kept as they were
+    rec2 = conv.run_task("rcnet", [1, 2, 3], params, root, work, out, [])
+    assert [p["step"] for p in rec2["points"]] == [1, 2, 3] and rec2["points"][:2] == first["points"]
+    assert rec2["points"][2]["steps_this_call"] == 1 and rec2["points"][2]["samples_seen"] == 6
+    summary = conv.summarize(out)
+    m = summary["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
+    assert m["last"] == rec2["points"][2]["metrics"]["pelvis_error_refined_mm"] and m["goal"] == 200.0
+    assert all(math.isfinite(m[k]) for k in ("fit_a", "fit_b"))
+    (out / "summary.json").write_text(json.dumps(summary))
+    records, summary2 = load_convergence(out)
+    assert set(records) == {"rcnet"} and summary2 == summary
+    table = convergence_table(summary2)
+    assert set(table["metric"]) == {"voxseg_iou", "pelvis_error_refined_mm"}  # the metrics with a goal
+    fig = convergence_figure(records, summary2)
+    assert fig is not None and len([ax for ax in fig.axes if ax.lines]) == 3
+    with pytest.raises(FileNotFoundError, match="convergence_dir"):
+        load_convergence(tmp_path / "nope")
+    assert load_convergence("") == ({}, {})

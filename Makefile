@@ -16,7 +16,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test lint format test-slow test-gpu repro compare-metrics repro-rich repro-prox train-rich bench lab clean-venv
+.PHONY: install test lint format test-slow test-gpu repro convergence compare-metrics repro-rich repro-prox train-rich bench lab clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
 # A venv of another Python version (the chosen interpreter changed) is rebuilt, not reused.
@@ -52,6 +52,12 @@ test-gpu: $(STAMP)
 repro: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
+
+# The convergence study (pipelines/convergence/dvc.yaml; ~2.5 h on 2 cores, resumable): after `make repro`, which
+# makes the dataset and the RCNet it starts stage 2 from. The results report plots reports/convergence/.
+convergence: $(STAMP)
+	@test -d .dvc || $(BIN)/dvc init --quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro pipelines/convergence/dvc.yaml
 
 # After `make repro` on a fresh clone or another machine: the data must hash as committed, the metrics agree within
 # the README's tolerance (tools/compare_metrics.py --help).

@@ -12,10 +12,13 @@ Variants (each in a fresh subprocess, rounds interleaved so drift hits all alike
   bf16           ``torch.autocast("cpu", torch.bfloat16)`` around the forward (losses in fp32; weights fp32)
   bf16_cl        both
   compile        ``torch.compile`` of the image trunks (the default inductor backend)
+  before         (with ``--before DIR``) fp32 with the kit's code imported from DIR, an older checkout:
+                 a code change's before/after in the same run
 
     python benchmarks/bench_train.py                        # writes reports/bench/train_step.json
     python benchmarks/bench_train.py --tasks rcnet --variants fp32 bf16 --steps 5
     python benchmarks/bench_train.py --profile-only         # the step profile (forward/backward/optimiser, top ops)
+    python benchmarks/bench_train.py --before /tmp/before   # + the fp32 step of an older checkout (before/after)
     python benchmarks/bench_train.py --device cuda --preset paper --variants fp32 bf16   # GPU steps/s, peak memory
     python benchmarks/bench_train.py --device cuda --agreement                          # CPU vs GPU forward
 """
@@ -226,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronise the GPU)")
     ap.add_argument("--preset", default=None, help="model preset instead of the params' (e.g. paper)")
     ap.add_argument("--agreement", action="store_true", help="only compare one validation forward on CPU and --device")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a checkout of older kit code (e.g. `git worktree add /tmp/before REV`): adds its fp32 step as variant 'before'",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("TASK", "VARIANT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     os.chdir(ROOT)
@@ -241,16 +250,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def run(task: str, variant: str) -> dict:
-        cmd = [sys.executable, __file__, "--worker", task, variant, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+        env = dict(os.environ)
+        if variant == "before":  # the same fp32 step with the kit's code from another checkout (--before DIR)
+            env["PYTHONPATH"] = os.pathsep.join([str(args.before.resolve()), env.get("PYTHONPATH", "")])
+            variant_arg = "fp32"
+        else:
+            variant_arg = variant
+        cmd = [sys.executable, __file__, "--worker", task, variant_arg, "--steps", str(args.steps), "--warmup", str(args.warmup)]
         cmd += ["--threads", str(args.threads), "--params", str(args.params), "--data", str(args.data), "--device", args.device]
         cmd += ["--preset", args.preset] if args.preset else []
-        p = subprocess.run(cmd, capture_output=True, text=True)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if p.returncode != 0 or line is None:
             err = (p.stderr.strip().splitlines() or ["?"])[-1]
             print(f"[bench_train] {task} {variant}: failed: {err}", flush=True)
             return {"task": task, "variant": variant, "error": err}
         res = json.loads(line[len("RESULT ") :])
+        res["variant"] = variant
         print(f"[bench_train] {task} {variant}: {json.dumps(res)}", flush=True)
         return res
 
@@ -262,15 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.device == "cpu":
         out["profiles"] = {t: run(t, "profile") for t in args.tasks}
     if not (args.profile_only or args.agreement):
+        variants = [*args.variants, *(["before"] if args.before else [])]
         rows: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.rounds):
             for t in args.tasks:
-                for v in args.variants:
+                for v in variants:
                     rows.setdefault((t, v), []).append(run(t, v))
         table = []
         for t in args.tasks:
-            base = [r["step_s_median"] for r in rows[(t, "fp32")] if "error" not in r]
-            for v in args.variants:
+            base = [r["step_s_median"] for r in rows.get((t, "fp32"), []) if "error" not in r]
+            for v in variants:
                 ok = [r for r in rows[(t, v)] if "error" not in r]
                 if not ok:
                     table.append({"task": t, "variant": v, "error": rows[(t, v)][-1]["error"]})

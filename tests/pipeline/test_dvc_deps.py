@@ -25,7 +25,7 @@ from tests.helpers.import_closure import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DVC_FILES = ["dvc.yaml", "pipelines/rich/dvc.yaml", "pipelines/prox/dvc.yaml"]
+DVC_FILES = ["dvc.yaml", "pipelines/rich/dvc.yaml", "pipelines/prox/dvc.yaml", "pipelines/convergence/dvc.yaml"]
 SOURCE_DIRS = ("sahmr", "notebooks", "tools", "benchmarks")
 
 

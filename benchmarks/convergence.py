@@ -133,9 +133,42 @@ def steps_to_goal(fit: tuple[float, float] | None, goal: float, better: str) -> 
     return (goal / a) ** (-1.0 / b)
 
 
-def summarize(out_dir: Path) -> dict:
-    """Per task and metric: the last value, the power-law fit, and the steps / CPU hours it predicts for the goal."""
+def constant_pose_reference(data: Path, train_split: str, val_split: str, n_val: int) -> dict:
+    """MPJPE / PA-MPJPE (mm) of a network that has learned nothing but the mean: every val frame predicted as
+    the train split's mean pelvis-relative 14 joints in the camera frame, on the first `n_val` val frames (the
+    loop's validation subset: unshuffled, in order). A curve at this level has not learned pose yet."""
+    import numpy as np
+    import torch
+
+    from sahmr import metrics as M
+    from sahmr.data.format import open_dataset
+
+    ds = open_dataset(data)
+
+    def rel_cam(split: str, n: int | None) -> np.ndarray:
+        a = ds.split(split)
+        T = np.asarray(a["T_world_to_cam"], np.float64)[:n]
+        j = np.asarray(a["joints14_world"], np.float64)[:n]
+        p = np.asarray(a["pelvis_world"], np.float64)[:n]
+        return np.einsum("nij,nkj->nki", T[:, :3, :3], j - p[:, None])  # rotation only: pelvis-relative
+
+    gt = torch.from_numpy(rel_cam(val_split, n_val))
+    const = torch.from_numpy(rel_cam(train_split, None).mean(0)).expand_as(gt).contiguous()
+    zero = torch.zeros(len(gt), 3, dtype=gt.dtype)
+    return {
+        "what": f"every {val_split} frame predicted as the {train_split} split's mean pelvis-relative pose (camera frame)",
+        "num_val_samples": len(gt),
+        "MPJPE": float(M.mpjpe(const, gt, zero, zero).mean()),
+        "PA_MPJPE": float(M.pa_mpjpe(const, gt).mean()),
+    }
+
+
+def summarize(out_dir: Path, reference: dict | None = None) -> dict:
+    """Per task and metric: the last value, the power-law fit, and the steps / CPU hours it predicts for the
+    goal; `reference` (`constant_pose_reference`) is stored as is."""
     summary: dict = {"note": "power law metric = a * steps^-b fitted on the last 4 points; an extrapolation, not a measurement", "tasks": {}}
+    if reference:
+        summary["constant_pose_reference"] = reference
     for task_name, goals in GOALS.items():
         f = out_dir / f"{task_name}.json"
         if not f.is_file():
@@ -183,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary:
         for name in args.tasks:
             run_task(name, args.steps or DEFAULT_STEPS[name], args.params, args.data, args.work, args.out, args.extra)
-    summary = summarize(args.out)
+    reference = None
+    stage2 = [json.loads((args.out / f"{t}.json").read_text()) for t in ("sahmr", "baseline") if (args.out / f"{t}.json").is_file()]
+    if stage2 and stage2[0]["points"] and args.data.is_dir():
+        reference = constant_pose_reference(args.data, "train", "val", stage2[0]["points"][-1]["num_val_samples"])
+    summary = summarize(args.out, reference)
     _atomic_json(args.out / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0

@@ -137,6 +137,9 @@ if not conv_records:
     print("no convergence study given (parameter convergence_dir)")
 else:
     display(convergence_table(conv_summary).round(3))
+    ref = conv_summary.get("constant_pose_reference")
+    if ref:
+        print(f"reference, {ref['what']}: MPJPE {ref['MPJPE']:.1f} mm, PA-MPJPE {ref['PA_MPJPE']:.1f} mm")
     fig = convergence_figure(conv_records, conv_summary)
     if fig is not None:
         display(fig)

@@ -214,7 +214,8 @@ def convergence_table(summary: dict):
 
 def convergence_figure(records: dict, summary: dict):
     """Validation metric against training steps (log x), one panel per (task, metric) of the summary: the
-    measured points, the goal (dotted) and the power-law fit extended to where it meets the goal (dashed).
+    measured points, the goal (dotted), the power-law fit extended to where it meets the goal (dashed) and,
+    for MPJPE / PA-MPJPE, the error of predicting the train split's mean pose every time (dash-dot).
     None when there is nothing to plot."""
     import matplotlib.pyplot as plt
 
@@ -231,6 +232,9 @@ def convergence_figure(records: dict, summary: dict):
         ax.plot(xs, ys, "o-", ms=4, label="validation")
         if e.get("goal") is not None:
             ax.axhline(e["goal"], ls=":", c="k", lw=1, label=f"goal {e['goal']:g}")
+        ref = summary.get("constant_pose_reference", {}).get(metric) if task != "rcnet" else None
+        if ref is not None:
+            ax.axhline(ref, ls="-.", c="0.5", lw=1, label=f"train-mean pose {ref:.0f}")
         if "fit_a" in e and len(xs):
             end = max(xs.max(), min(float(e.get("steps_to_goal") or 0), xs.max() * 1000))
             fx = np.geomspace(xs[max(len(xs) - 4, 0)], end, 50)

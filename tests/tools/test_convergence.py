@@ -84,3 +84,23 @@ def test_study_runs_resumes_and_reports(tiny_synth, tmp_path):
     with pytest.raises(FileNotFoundError, match="convergence_dir"):
         load_convergence(tmp_path / "nope")
     assert load_convergence("") == ({}, {})
+
+
+def test_constant_pose_reference_equals_numpy(tiny_synth):
+    import numpy as np
+
+    from sahmr.data.format import open_dataset
+
+    conv = _mod()
+    root, _ = tiny_synth
+    ref = conv.constant_pose_reference(root, "train", "test", 4)
+
+    def rel(split):
+        a = open_dataset(root).split(split)
+        R = np.asarray(a["T_world_to_cam"], np.float64)[:, :3, :3]
+        return np.einsum("nij,nkj->nki", R, np.asarray(a["joints14_world"]) - np.asarray(a["pelvis_world"])[:, None])
+
+    gt, mean = rel("test")[:4], rel("train").mean(0)
+    assert ref["num_val_samples"] == 4
+    assert ref["MPJPE"] == pytest.approx(np.linalg.norm(gt - mean, axis=-1).mean() * 1000, rel=1e-9)
+    assert 0 < ref["PA_MPJPE"] < ref["MPJPE"]  # the Procrustes fit can only lower it

@@ -140,6 +140,10 @@ else:
     ref = conv_summary.get("constant_pose_reference")
     if ref:
         print(f"reference, {ref['what']}: MPJPE {ref['MPJPE']:.1f} mm, PA-MPJPE {ref['PA_MPJPE']:.1f} mm")
+        print(
+            f"crop-only floor: the exact pose in the frame of the ray through the pelvis (mean angle {ref['ray_angle_deg_mean']:.1f}°, "
+            f"max {ref['ray_angle_deg_max']:.1f}°), taken as the camera-frame pose: MPJPE {ref['ray_frame_MPJPE']:.1f} mm"
+        )
     fig = convergence_figure(conv_records, conv_summary)
     if fig is not None:
         display(fig)

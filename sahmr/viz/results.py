@@ -215,7 +215,8 @@ def convergence_table(summary: dict):
 def convergence_figure(records: dict, summary: dict):
     """Validation metric against training steps (log x), one panel per (task, metric) of the summary: the
     measured points, the goal (dotted), the power-law fit extended to where it meets the goal (dashed) and,
-    for MPJPE / PA-MPJPE, the error of predicting the train split's mean pose every time (dash-dot).
+    for MPJPE / PA-MPJPE, the error of predicting the train split's mean pose every time (dash-dot) and, for
+    MPJPE, the floor of a perfect crop-only network that cannot see the ray direction (red dashed).
     None when there is nothing to plot."""
     import matplotlib.pyplot as plt
 
@@ -235,6 +236,9 @@ def convergence_figure(records: dict, summary: dict):
         ref = summary.get("constant_pose_reference", {}).get(metric) if task != "rcnet" else None
         if ref is not None:
             ax.axhline(ref, ls="-.", c="0.5", lw=1, label=f"train-mean pose {ref:.0f}")
+        floor = summary.get("constant_pose_reference", {}).get("ray_frame_MPJPE") if (task != "rcnet" and metric == "MPJPE") else None
+        if floor is not None:
+            ax.axhline(floor, ls="--", c="C3", lw=1, label=f"crop-only floor {floor:.0f}")
         if "fit_a" in e and len(xs):
             end = max(xs.max(), min(float(e.get("steps_to_goal") or 0), xs.max() * 1000))
             fx = np.geomspace(xs[max(len(xs) - 4, 0)], end, 50)

@@ -104,3 +104,16 @@ def test_constant_pose_reference_equals_numpy(tiny_synth):
     assert ref["num_val_samples"] == 4
     assert ref["MPJPE"] == pytest.approx(np.linalg.norm(gt - mean, axis=-1).mean() * 1000, rel=1e-9)
     assert 0 < ref["PA_MPJPE"] < ref["MPJPE"]  # the Procrustes fit can only lower it
+
+
+def test_rotation_to_ray_maps_the_optical_axis_onto_the_ray():
+    import numpy as np
+
+    conv = _mod()
+    pts = np.array([[0.0, 0.0, 3.0], [1.0, -0.5, 4.0], [-2.0, 1.0, 2.0]])
+    R = conv.rotation_to_ray(pts)
+    ray = pts / np.linalg.norm(pts, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.einsum("nij,j->ni", R, [0.0, 0.0, 1.0]), ray, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("nji,njk->nik", R, R), np.repeat(np.eye(3)[None], 3, 0), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-12)
+    np.testing.assert_allclose(R[0], np.eye(3))  # on the axis: no rotation

@@ -15,7 +15,8 @@ The stage-2 tasks use the default pipeline's frozen RCNet (``train_sahmr.rcnet_c
 Writes ``reports/convergence/<task>.json`` after every point (atomically; resumable: points already there
 are skipped, the run continues from ``<work>/<task>/checkpoints/last.ckpt``), and a summary with a
 power-law fit per metric (`fit_power_law`: ``metric ≈ a · steps^-b`` on the last points) and the steps
-it predicts for the issue's goals (`GOALS`), ``reports/convergence/summary.json``. Training folders go to
+it predicts for the issue's goals (`GOALS`; CPU hours at `benchmarks/bench_train.py`'s s/step), the MPJPE of two
+references (`constant_pose_reference`), ``reports/convergence/summary.json``. Training folders go to
 ``--work`` (default ``runs/convergence``, git-ignored). The report notebook plots these files.
 """
 
@@ -190,12 +191,24 @@ def rotation_to_ray(points_cam):
     return out
 
 
-def summarize(out_dir: Path, reference: dict | None = None) -> dict:
+def step_seconds_from_bench(bench_file: Path) -> dict[str, float]:
+    """{task: seconds per fp32 training step} from `benchmarks/bench_train.py`'s output ({} when absent): a
+    clean per-step time (no validation, no start-up, nothing else running), unlike the study's wall times."""
+    if not bench_file.is_file():
+        return {}
+    rows = json.loads(bench_file.read_text()).get("variants", [])
+    return {r["task"]: float(r["step_s"]) for r in rows if r.get("variant") == "fp32" and "step_s" in r}
+
+
+def summarize(out_dir: Path, reference: dict | None = None, step_seconds: dict[str, float] | None = None) -> dict:
     """Per task and metric: the last value, the power-law fit, and the steps / CPU hours it predicts for the
-    goal; `reference` (`constant_pose_reference`) is stored as is."""
+    goal; `reference` (`constant_pose_reference`) is stored as is. CPU hours use `step_seconds[task]` when
+    given (`step_seconds_from_bench`), else the study's own wall time per step (validation and start-up
+    included, and whatever else ran on the machine: an upper bound)."""
     summary: dict = {"note": "power law metric = a * steps^-b fitted on the last 4 points; an extrapolation, not a measurement", "tasks": {}}
     if reference:
         summary["constant_pose_reference"] = reference
+    step_seconds = step_seconds or {}
     for task_name, goals in GOALS.items():
         f = out_dir / f"{task_name}.json"
         if not f.is_file():
@@ -206,8 +219,9 @@ def summarize(out_dir: Path, reference: dict | None = None) -> dict:
             continue
         # seconds per step of the longest call (validation and start-up included: an upper bound)
         longest = max(pts, key=lambda p: p["steps_this_call"])
-        s_per_step = longest["wall_s"] / max(longest["steps_this_call"], 1)
-        t = {"last_step": pts[-1]["step"], "s_per_step": round(s_per_step, 3), "metrics": {}}
+        s_per_step = step_seconds.get(task_name, longest["wall_s"] / max(longest["steps_this_call"], 1))
+        source = "bench_train fp32 step" if task_name in step_seconds else "study wall time / steps (upper bound)"
+        t = {"last_step": pts[-1]["step"], "s_per_step": round(s_per_step, 3), "s_per_step_source": source, "metrics": {}}
         for metric, goal, better in goals:
             xs = [p["step"] for p in pts if metric in p["metrics"]]
             ys = [p["metrics"][metric] for p in pts if metric in p["metrics"]]
@@ -237,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "convergence")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "convergence")
     ap.add_argument("-S", dest="extra", action="append", default=[], help="extra key=value override of every task's section")
+    ap.add_argument(
+        "--bench", type=Path, default=ROOT / "reports" / "bench" / "train_step.json", help="bench_train.py output: s/step for the CPU-hour estimates"
+    )
     ap.add_argument("--summary", action="store_true", help="only (re)write summary.json from the points already measured")
     args = ap.parse_args(argv)
     os.chdir(ROOT)  # the params' relative paths (rcnet_ckpt, body model) are repo-relative
@@ -247,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     stage2 = [json.loads((args.out / f"{t}.json").read_text()) for t in ("sahmr", "baseline") if (args.out / f"{t}.json").is_file()]
     if stage2 and stage2[0]["points"] and args.data.is_dir():
         reference = constant_pose_reference(args.data, "train", "val", stage2[0]["points"][-1]["num_val_samples"])
-    summary = summarize(args.out, reference)
+    summary = summarize(args.out, reference, step_seconds_from_bench(args.bench))
     _atomic_json(args.out / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0

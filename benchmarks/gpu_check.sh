@@ -27,7 +27,7 @@ timeout 180 "$PY" benchmarks/bench_train.py --device cuda --preset paper --tasks
   --steps 10 --warmup 2 --rounds 1 --data "$data" --out "$out/train_step_cuda_paper.json" || status=$?
 # 2. ~4 min: the cpu preset through the same loop as `sahmr train`, on one GPU with bf16 autocast
 timeout 270 "$PY" benchmarks/convergence.py --tasks rcnet --steps $steps --data "$data" \
-  --work "${WORK:-build/gpu_check}" --out "$out/convergence_cuda" \
+  --work "${WORK:-build/gpu_check}" --out "$out/convergence_cuda" --bench none \
   -S accelerator=gpu -S devices=1 -S precision=bf16-mixed -S num_workers=6 -S deterministic=warn || status=$?
 # 3. < 1 min
 timeout 60 "$PY" benchmarks/bench_train.py --device cuda --agreement --tasks rcnet sahmr --data "$data" \

@@ -74,6 +74,11 @@ def test_study_runs_resumes_and_reports(tiny_synth, tmp_path):
     m = summary["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
     assert m["last"] == rec2["points"][2]["metrics"]["pelvis_error_refined_mm"] and m["goal"] == 200.0
     assert all(math.isfinite(m[k]) for k in ("fit_a", "fit_b"))
+    timed = conv.summarize(out, step_seconds={"rcnet": 2.0})  # s/step from bench_train instead of wall times
+    assert timed["tasks"]["rcnet"]["s_per_step"] == 2.0 and timed["tasks"]["rcnet"]["s_per_step_source"].startswith("bench_train")
+    for e in timed["tasks"]["rcnet"]["metrics"].values():
+        if e.get("steps_to_goal") is not None:
+            assert e["cpu_hours_to_goal"] == pytest.approx(e["steps_to_goal"] * 2.0 / 3600, abs=0.05)
     (out / "summary.json").write_text(json.dumps(summary))
     records, summary2 = load_convergence(out)
     assert set(records) == {"rcnet"} and summary2 == summary

@@ -1,24 +1,18 @@
 """benchmarks/convergence.py: the power-law fit and its goal budget (hand values), and a real resumable study
 of RCNet on the tiny dataset read back by the report's table and figure."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import yaml
 
 from sahmr.viz.results import convergence_figure, convergence_table, load_convergence
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "convergence.py"
+from tests.helpers.scripts import load_script
 
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/convergence.py")
 
 
 def test_power_law_fit_and_steps_to_goal_hand_values():

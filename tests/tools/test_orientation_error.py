@@ -1,19 +1,13 @@
 """tools/orientation_error.py: the best rotation is recovered exactly, and its angle and the errors are right."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "orientation_error.py"
+from tests.helpers.scripts import load_script
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("orientation_error", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/orientation_error.py")
 
 
 def _rot_z(deg: float) -> np.ndarray:

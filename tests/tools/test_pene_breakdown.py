@@ -1,23 +1,16 @@
 """tools/pene_breakdown.py: its PenE is the evaluation's, and moving a mesh to the true pelvis removes placement."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from sahmr.data.format import open_dataset
 from sahmr.eval.evaluate import evaluate_split
 from sahmr.eval.predictions import Predictions, write_predictions
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "pene_breakdown.py"
+from tests.helpers.scripts import load_script
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("pene_breakdown", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/pene_breakdown.py")
 
 
 def test_pene_breakdown_matches_the_evaluation_and_aligns_placement(tiny_synth, open_model_path, tmp_path):

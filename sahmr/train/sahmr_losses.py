@@ -32,8 +32,14 @@ __all__ = ["SAHMR_LOSS_WEIGHTS", "sahmr_losses", "sahmr_metrics"]
 SAHMR_LOSS_WEIGHTS = {"vertex": 1.0, "joint": 1.0, "vertex_c": 1.0, "corr_points": 1.0}
 
 
+def _dtype(out: SAHMROutput) -> torch.dtype:
+    """Losses and metrics in at least float32: under bf16 autocast (precision "bf16-mixed") the network's
+    outputs are bf16, whose 8-bit mantissa would quantise camera-frame coordinates at ~2 cm at 5 m."""
+    return torch.promote_types(out.verts_cam.dtype, torch.float32)
+
+
 def _gt(batch: dict, out: SAHMROutput):
-    dt, dev = out.verts_cam.dtype, out.verts_cam.device
+    dt, dev = _dtype(out), out.verts_cam.device
     v = batch["verts_cam"].to(dev, dt)
     j = batch["joints14_cam"].to(dev, dt)
     p = batch["pelvis_cam"].to(dev, dt)
@@ -54,15 +60,16 @@ def sahmr_losses(
             f"batch verts_cam {tuple(gv.shape)} does not match the prediction {tuple(out.verts_cam.shape)} (same body model topology needed)"
         )
     losses: dict[str, Tensor] = {}
+    dt = gv.dtype
     if "vertex" in w:
-        losses["vertex"] = ((gv - gp[:, None]) - out.verts_root).abs().sum(-1).mean(-1)
+        losses["vertex"] = ((gv - gp[:, None]) - out.verts_root.to(dt)).abs().sum(-1).mean(-1)
     if "joint" in w:
-        losses["joint"] = ((gj - gp[:, None]) - out.joints14_root).abs().sum(-1).mean(-1)
+        losses["joint"] = ((gj - gp[:, None]) - out.joints14_root.to(dt)).abs().sum(-1).mean(-1)
     if "vertex_c" in w:
-        losses["vertex_c"] = (gv - out.verts_cam).abs().sum(-1).mean(-1)
+        losses["vertex_c"] = (gv - out.verts_cam.to(dt)).abs().sum(-1).mean(-1)
     if "corr_points" in w and out.contact_points_crm_out is not None:
-        m = out.contact_points_mask.to(gv.dtype)
-        err = ((out.contact_points_crm_out - out.contact_points_crm).abs().sum(-1) * m).sum(-1)
+        m = out.contact_points_mask.to(dt)
+        err = ((out.contact_points_crm_out.to(dt) - out.contact_points_crm.to(dt)).abs().sum(-1) * m).sum(-1)
         den = torch.full_like(err, m.shape[1]) if corr_points_quirk else m.sum(-1).clamp(min=1)
         losses["corr_points"] = err / den
     total = sum(w[k] * v for k, v in losses.items())
@@ -75,17 +82,19 @@ def sahmr_metrics(out: SAHMROutput, batch: dict) -> dict[str, Tensor]:
     PA_MPJPE, G_MPJPE, G_MPVE (camera frame), PelvisE (origin pelvis used), PelvisE_mesh (H36M pelvis of
     the predicted mesh), PelvisE_coarse (RCNet coarse pelvis), C_HSCP_L2 (÷ V)."""
     gv, gj, gp = _gt(batch, out)
-    pv, pj, pp = out.verts_cam.detach(), out.joints14_cam.detach(), out.pelvis_mesh_cam.detach()
-    res = {
-        "MPJPE": M.mpjpe(pj, gj, pp, gp),
-        "MPVE": M.mpve(pv, gv, pp, gp),
-        "PA_MPJPE": M.pa_mpjpe(pj, gj),
-        "G_MPJPE": M.g_mpjpe(pj, gj),
-        "G_MPVE": M.g_mpve(pv, gv),
-        "PelvisE": M.pelvis_error(out.pelvis_cam.detach(), gp),
-        "PelvisE_mesh": M.pelvis_error(pp, gp),
-        "PelvisE_coarse": M.pelvis_error(out.pelvis_coarse_cam.detach(), gp),
-    }
-    if "contact" in batch:
-        res["C_HSCP_L2"] = M.c_hscp_l2(pv, gv, pp, gp, batch["contact"].to(pv.device))
+    dt = gv.dtype
+    pv, pj, pp = (t.detach().to(dt) for t in (out.verts_cam, out.joints14_cam, out.pelvis_mesh_cam))
+    with torch.autocast(gv.device.type, enabled=False):  # Procrustes needs SVD/det, which have no bf16 kernels
+        res = {
+            "MPJPE": M.mpjpe(pj, gj, pp, gp),
+            "MPVE": M.mpve(pv, gv, pp, gp),
+            "PA_MPJPE": M.pa_mpjpe(pj, gj),
+            "G_MPJPE": M.g_mpjpe(pj, gj),
+            "G_MPVE": M.g_mpve(pv, gv),
+            "PelvisE": M.pelvis_error(out.pelvis_cam.detach().to(dt), gp),
+            "PelvisE_mesh": M.pelvis_error(pp, gp),
+            "PelvisE_coarse": M.pelvis_error(out.pelvis_coarse_cam.detach().to(dt), gp),
+        }
+        if "contact" in batch:
+            res["C_HSCP_L2"] = M.c_hscp_l2(pv, gv, pp, gp, batch["contact"].to(pv.device))
     return {k: v.float() for k, v in res.items()}

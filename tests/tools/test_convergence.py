@@ -116,3 +116,27 @@ def test_rotation_to_ray_maps_the_optical_axis_onto_the_ray():
     np.testing.assert_allclose(np.einsum("nji,njk->nik", R, R), np.repeat(np.eye(3)[None], 3, 0), atol=1e-12)
     np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-12)
     np.testing.assert_allclose(R[0], np.eye(3))  # on the axis: no rotation
+
+
+def test_summary_marks_flat_curves_instead_of_absurd_budgets(tmp_path):
+    conv = _mod()
+
+    def rec(err_of_step):
+        pts = [
+            {
+                "step": s,
+                "wall_s": s / 2,  # 1 s a step
+                "steps_this_call": s // 2 or 1,
+                "num_val_samples": 8,
+                "metrics": {"pelvis_error_refined_mm": err_of_step(s)},
+            }
+            for s in (100, 200, 400, 800)
+        ]
+        return {"task": "rcnet", "points": pts}
+
+    (tmp_path / "rcnet.json").write_text(json.dumps(rec(lambda s: 20000.0 * s**-0.5)))  # 707 mm at 800; 200 mm at 10,000 steps
+    e = conv.summarize(tmp_path)["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
+    assert e["steps_to_goal"] == 10000 and "note" not in e and e["cpu_hours_to_goal"] == pytest.approx(10000 / 3600, abs=0.05)
+    (tmp_path / "rcnet.json").write_text(json.dumps(rec(lambda s: 400.0 * s**-0.02)))  # nearly flat: ~1e15 steps
+    e = conv.summarize(tmp_path)["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
+    assert e["steps_to_goal"] is None and e["cpu_hours_to_goal"] is None and "beyond 100x" in e["note"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from sahmr.train.loop import TrainConfig, train
@@ -58,3 +59,28 @@ def test_rcnet_then_sahmr_train_deterministically(tiny_synth, open_model_path, t
     assert {"G_MPJPE", "MPJPE", "PelvisE"} <= set(m)
     on_disk = json.loads((tmp_path / "s1" / "metrics.json").read_text())
     assert on_disk["G_MPJPE"] == m["G_MPJPE"]
+
+
+def test_stage2_training_step_under_bf16_autocast(tiny_synth, open_model_path, tmp_path):
+    """precision "bf16-mixed": the network runs in bf16, its losses and metrics in float32 (Procrustes has no
+    bf16 kernels; bf16 coordinates would be quantised at centimetres) and close to the float32 step's."""
+    from sahmr.data.dataset import HumanSceneDataset, collate_human_scene
+    from sahmr.models.rcnet import RCNet, RCNetConfig
+    from sahmr.train.sahmr_task import SAHMRTask
+
+    root, _ = tiny_synth
+    torch.manual_seed(0)
+    torch.save(RCNet(RCNetConfig.preset("cpu")).state_dict(), tmp_path / "rcnet.ckpt")
+    task = SAHMRTask(preset="cpu", rcnet_ckpt=tmp_path / "rcnet.ckpt", body_model=open_model_path, model={"num_layers": 1})
+    model = task.build_model().train()
+    ds = HumanSceneDataset(root, "train", task.crop_size, train_augment=False, seed=0, max_scene_points=8000)
+    batch = collate_human_scene([ds[0], ds[1]])
+    ref, ref_stats = task.training_step(model, batch, torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, stats = task.training_step(model, batch, torch.Generator().manual_seed(0))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.metro_enhanced.parameters() if p.grad is not None)
+    assert float(loss) == pytest.approx(float(ref), rel=0.1)
+    for k in ("MPJPE", "PA_MPJPE", "G_MPJPE", "loss/vertex"):
+        assert np.isfinite(stats[k]) and stats[k] == pytest.approx(ref_stats[k], rel=0.1), k

@@ -53,7 +53,8 @@ repro: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
 
-# The convergence study (pipelines/convergence/dvc.yaml; ~2.5 h on 2 cores, resumable): after `make repro`, which
+# The convergence study (pipelines/convergence/dvc.yaml; ~2.5 h on 2 cores; to resume an interrupted one, run
+# benchmarks/convergence.py directly): after `make repro`, which
 # makes the dataset and the RCNet it starts stage 2 from. The results report plots reports/convergence/.
 convergence: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet

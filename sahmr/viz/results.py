@@ -245,6 +245,7 @@ def convergence_figure(records: dict, summary: dict):
             fx = np.geomspace(xs[max(len(xs) - 4, 0)], end, 50)
             ax.plot(fx, e["fit_a"] * fx ** (-e["fit_b"]), "--", c="C1", lw=1, label="power-law fit")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # a short log axis would label every minor tick
         ax.set(title=f"{task}: {metric}", xlabel="training steps")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)

@@ -144,15 +144,14 @@ def constant_pose_reference(data: Path, train_split: str, val_split: str, n_val:
 
     from sahmr import metrics as M
     from sahmr.data.format import open_dataset
+    from sahmr.geometry.camera import transform
 
     ds = open_dataset(data)
 
     def rel_cam(split: str, n: int | None) -> np.ndarray:
         a = ds.split(split)
         T = np.asarray(a["T_world_to_cam"], np.float64)[:n]
-        j = np.asarray(a["joints14_world"], np.float64)[:n]
-        p = np.asarray(a["pelvis_world"], np.float64)[:n]
-        return np.einsum("nij,nkj->nki", T[:, :3, :3], j - p[:, None])  # rotation only: pelvis-relative
+        return transform(T, np.asarray(a["joints14_world"], np.float64)[:n]) - transform(T, np.asarray(a["pelvis_world"], np.float64)[:n, None])
 
     gt = torch.from_numpy(rel_cam(val_split, n_val))
     const = torch.from_numpy(rel_cam(train_split, None).mean(0)).expand_as(gt).contiguous()
@@ -160,8 +159,7 @@ def constant_pose_reference(data: Path, train_split: str, val_split: str, n_val:
     # The crop hides the direction of the ray through the person: a network that sees only the crop predicts
     # the pose in the ray's frame. Its error if that pose is taken as the camera-frame pose (perfect otherwise):
     a = ds.split(val_split)
-    T = np.asarray(a["T_world_to_cam"], np.float64)[:n_val]
-    pelvis_cam = np.einsum("nij,nj->ni", T[:, :3, :3], np.asarray(a["pelvis_world"], np.float64)[:n_val]) + T[:, :3, 3]
+    pelvis_cam = transform(np.asarray(a["T_world_to_cam"], np.float64)[:n_val], np.asarray(a["pelvis_world"], np.float64)[:n_val, None])[:, 0]
     R_ray = rotation_to_ray(pelvis_cam)
     in_ray = torch.from_numpy(np.einsum("nji,nkj->nki", R_ray, gt.numpy()))  # R_rayᵀ · pose
     ang = np.degrees(np.arccos(np.clip(pelvis_cam[:, 2] / np.linalg.norm(pelvis_cam, axis=1), -1, 1)))

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from sahmr.atomic import atomic_write_bytes
     from sahmr.data.format import open_dataset
     from sahmr.eval.predictions import read_predictions
+    from sahmr.geometry.camera import transform
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="datasets/synth")
@@ -72,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SystemExit(f"{file}: frame {missing[0]!r} is not in {args.data} split {args.split}")
         sel = np.array([index[f] for f in p.frame_ids])
-        T = np.asarray(arr["T_world_to_cam"], np.float64)[sel]
-        gt = np.einsum("nij,nvj->nvi", T[:, :3, :3], np.asarray(arr["verts_world"], np.float64)[sel])
-        pred = np.asarray(p.verts_cam, np.float64)  # rotation only: translations cancel in the centring
+        gt = transform(np.asarray(arr["T_world_to_cam"], np.float64)[sel], np.asarray(arr["verts_world"], np.float64)[sel])
+        pred = np.asarray(p.verts_cam, np.float64)
         entry = {"all": orientation_stats(pred, gt)}
         if "pose_class" in arr:
             cls = np.asarray(arr["pose_class"])[sel].astype(str)

@@ -16,7 +16,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
 export MPLBACKEND ?= Agg
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install test lint format test-slow test-gpu repro convergence compare-metrics repro-rich repro-prox train-rich bench lab clean-venv
+.PHONY: install test lint format test-slow test-gpu repro repro-long convergence compare-metrics repro-rich repro-prox train-rich bench lab clean-venv
 
 # The venv is rebuilt when the pinned requirements or the package metadata change.
 # A venv of another Python version (the chosen interpreter changed) is rebuilt, not reused.
@@ -52,6 +52,12 @@ test-gpu: $(STAMP)
 repro: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
+
+# The `long` recipe (pipelines/long/dvc.yaml; ~1 h 40 min on 2 cores): the default recipe with larger training budgets,
+# after `make repro` (it reuses its dataset). Numbers: README "The long recipe".
+repro-long: $(STAMP)
+	@test -d .dvc || $(BIN)/dvc init --quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro pipelines/long/dvc.yaml
 
 # The convergence study (pipelines/convergence/dvc.yaml; ~2.5 h on 2 cores; to resume an interrupted one, run
 # benchmarks/convergence.py directly): after `make repro`, which

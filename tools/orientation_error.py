@@ -13,6 +13,13 @@ Per model, overall and per pose class (when the dataset has `pose_class`):
 A large gap between the first two with median angles of tens of degrees means the network has not learned
 which way the body faces / lies in the camera frame (a mean-orientation predictor), not that its joints
 are badly bent.
+
+When the dataset has `global_orient`, also which way the body faces (the body model's +z, SMPL's forward):
+  facing_to_camera_corr   correlation, over frames, of the GT and predicted angle between the facing direction
+                          and the direction to the camera (1: the network tracks it; ~0: it ignores it)
+  front_back_agreement    share of clearly front- or back-facing frames (GT angle < 60 or > 120 deg) where the
+                          prediction faces the same side of the camera (0.5 is chance)
+The predicted facing is the GT facing carried by the inverse of the best rotation above (articulation aside).
 """
 
 from __future__ import annotations
@@ -51,6 +58,25 @@ def orientation_stats(pred_cam: np.ndarray, gt_cam: np.ndarray) -> dict:
     }
 
 
+def facing_stats(R: np.ndarray, facing_gt: np.ndarray, centre_gt: np.ndarray) -> dict:
+    """Facing numbers of the module docstring. R (N, 3, 3): best rotations (gt ≈ R pred); facing_gt (N, 3): the GT
+    body's forward direction and centre_gt (N, 3) its centre, both in the camera frame."""
+    facing_pred = np.einsum("nji,nj->ni", R, facing_gt)  # Rᵀ f
+    to_cam = -centre_gt / np.linalg.norm(centre_gt, axis=1, keepdims=True)
+
+    def angle(f: np.ndarray) -> np.ndarray:
+        f = f / np.linalg.norm(f, axis=1, keepdims=True)
+        return np.degrees(np.arccos(np.clip(np.einsum("ni,ni->n", f, to_cam), -1, 1)))
+
+    a_gt, a_pred = angle(facing_gt), angle(facing_pred)
+    clear = (a_gt < 60) | (a_gt > 120)
+    return {
+        "facing_to_camera_corr": float(np.corrcoef(a_gt, a_pred)[0, 1]) if len(a_gt) > 1 else float("nan"),
+        "front_back_frames": int(clear.sum()),
+        "front_back_agreement": float(((a_gt[clear] < 90) == (a_pred[clear] < 90)).mean()) if clear.any() else float("nan"),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     from sahmr.atomic import atomic_write_bytes
     from sahmr.data.format import open_dataset
@@ -75,15 +101,31 @@ def main(argv: list[str] | None = None) -> int:
         sel = np.array([index[f] for f in p.frame_ids])
         gt = transform(np.asarray(arr["T_world_to_cam"], np.float64)[sel], np.asarray(arr["verts_world"], np.float64)[sel])
         pred = np.asarray(p.verts_cam, np.float64)
-        entry = {"all": orientation_stats(pred, gt)}
+        facing = None
+        if "global_orient" in arr:
+            from scipy.spatial.transform import Rotation
+
+            T = np.asarray(arr["T_world_to_cam"], np.float64)[sel]
+            body_to_world = Rotation.from_rotvec(np.asarray(arr["global_orient"], np.float64)[sel]).as_matrix()
+            facing = np.einsum("nij,njk,k->ni", T[:, :3, :3], body_to_world, np.array([0.0, 0.0, 1.0]))
+
+        def stats(m: np.ndarray) -> dict:
+            out = orientation_stats(pred[m], gt[m])
+            if facing is not None:
+                q, g = pred[m] - pred[m].mean(1, keepdims=True), gt[m] - gt[m].mean(1, keepdims=True)
+                out |= facing_stats(best_rotation(q, g), facing[m], gt[m].mean(1))
+            return out
+
+        entry = {"all": stats(np.ones(len(sel), bool))}
         if "pose_class" in arr:
             cls = np.asarray(arr["pose_class"])[sel].astype(str)
-            entry["by_pose_class"] = {c: orientation_stats(pred[cls == c], gt[cls == c]) for c in sorted(set(cls))}
+            entry["by_pose_class"] = {c: stats(cls == c) for c in sorted(set(cls))}
         result["models"][name] = entry
         a = entry["all"]
         print(
             f"{name}: MPVE {a['mpve_centroid_mm']:.0f} mm centred, {a['mpve_rotated_mm']:.0f} after the best rotation "
             f"(median {a['rotation_deg_median']:.0f} deg; {100 * a['frac_over_90']:.0f}% over 90 deg)"
+            + (f"; faces the camera's side right in {100 * a['front_back_agreement']:.0f}% (chance 50%)" if "front_back_agreement" in a else "")
         )
     atomic_write_bytes(Path(args.out), (json.dumps(result, indent=1) + "\n").encode())
     print(f"wrote {args.out}")

@@ -1,6 +1,6 @@
 """dvc.yaml deps can never go stale: every repo source file a stage's command executes is a dep of the stage.
 
-For each stage of dvc.yaml, pipelines/rich/dvc.yaml and pipelines/prox/dvc.yaml (foreach expanded), the
+For each stage of dvc.yaml and of pipelines/*/dvc.yaml (foreach expanded), the
 static import closure (tests/helpers/import_closure.py) of the files its command runs must be covered
 by the stage's deps (a dep covers a file when it is the file or a folder above it). Otherwise editing
 such a file would not rerun the stage and `dvc repro` would keep stale outputs.
@@ -25,7 +25,7 @@ from tests.helpers.import_closure import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-DVC_FILES = ["dvc.yaml", "pipelines/rich/dvc.yaml", "pipelines/prox/dvc.yaml", "pipelines/convergence/dvc.yaml"]
+DVC_FILES = ["dvc.yaml", "pipelines/rich/dvc.yaml", "pipelines/prox/dvc.yaml", "pipelines/convergence/dvc.yaml", "pipelines/long/dvc.yaml"]
 SOURCE_DIRS = ("sahmr", "notebooks", "tools", "benchmarks")
 
 
@@ -133,6 +133,12 @@ def test_stage_deps_cover_executed_sources(dvc_file, name, stage):
     )
     msg = coverage_message(dvc_file, name, stage)
     assert msg is None, msg
+
+
+def test_every_pipeline_file_is_checked():
+    """A new pipelines/<name>/dvc.yaml is checked too: it must be listed in DVC_FILES."""
+    found = {"dvc.yaml", *(str(p.relative_to(ROOT)) for p in ROOT.glob("pipelines/*/dvc.yaml"))}
+    assert found == set(DVC_FILES)
 
 
 def test_foreach_is_expanded():

@@ -30,3 +30,19 @@ def test_rotated_copies_give_their_angle_and_zero_error_after_rotation():
     assert s["frac_over_30"] == pytest.approx(2 / 3) and s["frac_over_90"] == pytest.approx(1 / 3)
     mirrored = pred * [-1.0, 1.0, 1.0]  # a reflection is never returned as a "rotation"
     assert np.allclose(np.linalg.det(tool.best_rotation(mirrored - mirrored.mean(1, keepdims=True), gt - gt.mean(1, keepdims=True))), 1.0)
+
+
+def test_facing_stats_track_a_correct_facing_and_catch_a_front_back_flip():
+    tool = _tool()
+    rng = np.random.default_rng(1)
+    n = 40
+    centre = np.c_[rng.uniform(-1, 1, n), rng.uniform(-0.5, 0.5, n), rng.uniform(2, 6, n)]  # people in front of the camera
+    yaw = rng.uniform(0, 2 * np.pi, n)
+    facing = np.c_[np.sin(yaw), np.zeros(n), np.cos(yaw)]  # horizontal, any direction
+    eye = np.repeat(np.eye(3)[None], n, 0)
+    right = tool.facing_stats(eye, facing, centre)  # prediction oriented as the GT
+    assert right["facing_to_camera_corr"] == pytest.approx(1.0) and right["front_back_agreement"] == 1.0
+    flip = np.repeat(np.diag([-1.0, 1.0, -1.0])[None], n, 0)  # 180 deg about the vertical: front <-> back
+    wrong = tool.facing_stats(flip, facing, centre)
+    assert wrong["front_back_agreement"] == 0.0 and wrong["front_back_frames"] == right["front_back_frames"] > 0
+    assert wrong["facing_to_camera_corr"] < -0.9

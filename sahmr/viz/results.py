@@ -207,6 +207,7 @@ def convergence_table(summary: dict):
                     "reached": e.get("reached"),
                     "steps to goal (fit)": e.get("steps_to_goal"),
                     "CPU h to goal (fit)": e.get("cpu_hours_to_goal"),
+                    "wall h to goal (fit)": e.get("wall_hours_to_goal"),
                     "note": e.get("note", ""),
                 }
             )

@@ -73,6 +73,9 @@ def test_study_runs_resumes_and_reports(tiny_synth, tmp_path):
     for e in timed["tasks"]["rcnet"]["metrics"].values():
         if e.get("steps_to_goal") is not None:
             assert e["cpu_hours_to_goal"] == pytest.approx(e["steps_to_goal"] * 2.0 / 3600, abs=0.05)
+            wall = timed["tasks"]["rcnet"]["wall_s_per_step"]  # the study's own clock, whatever the bench says
+            assert wall == pytest.approx(rec2["points"][2]["wall_s"] / rec2["points"][2]["steps_this_call"], abs=1e-3)
+            assert e["wall_hours_to_goal"] == pytest.approx(e["steps_to_goal"] * wall / 3600, abs=0.05)
     (out / "summary.json").write_text(json.dumps(summary))
     records, summary2 = load_convergence(out)
     assert set(records) == {"rcnet"} and summary2 == summary
@@ -137,6 +140,9 @@ def test_summary_marks_flat_curves_instead_of_absurd_budgets(tmp_path):
     (tmp_path / "rcnet.json").write_text(json.dumps(rec(lambda s: 20000.0 * s**-0.5)))  # 707 mm at 800; 200 mm at 10,000 steps
     e = conv.summarize(tmp_path)["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
     assert e["steps_to_goal"] == 10000 and "note" not in e and e["cpu_hours_to_goal"] == pytest.approx(10000 / 3600, abs=0.05)
+    half = conv.summarize(tmp_path, step_seconds={"rcnet": 0.5})["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
+    assert half["cpu_hours_to_goal"] == pytest.approx(5000 / 3600, abs=0.05)  # the bare step's clock ...
+    assert half["wall_hours_to_goal"] == pytest.approx(10000 / 3600, abs=0.05)  # ... and the loop's (1 s a step)
     (tmp_path / "rcnet.json").write_text(json.dumps(rec(lambda s: 400.0 * s**-0.02)))  # nearly flat: ~1e15 steps
     e = conv.summarize(tmp_path)["tasks"]["rcnet"]["metrics"]["pelvis_error_refined_mm"]
-    assert e["steps_to_goal"] is None and e["cpu_hours_to_goal"] is None and "beyond 100x" in e["note"]
+    assert e["steps_to_goal"] is None and e["cpu_hours_to_goal"] is None and e["wall_hours_to_goal"] is None and "beyond 100x" in e["note"]

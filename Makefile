@@ -53,7 +53,7 @@ repro: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro dvc.yaml
 
-# The `long` recipe (pipelines/long/dvc.yaml; ~1 h 40 min on 2 cores): the default recipe with larger training budgets,
+# The `long` recipe (pipelines/long/dvc.yaml; ~1 h 20 min on 2 cores): the default recipe with larger training budgets,
 # after `make repro` (it reuses its dataset). Numbers: README "The long recipe".
 repro-long: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet

@@ -41,13 +41,14 @@ def best_rotation(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.einsum("nji,njk,nlk->nil", Vt, D, U)  # V D Uᵀ
 
 
-def orientation_stats(pred_cam: np.ndarray, gt_cam: np.ndarray) -> dict:
-    """Numbers of the module docstring for (N, V, 3) predicted and GT meshes in the camera frame (metres)."""
+def orientation_stats(pred_cam: np.ndarray, gt_cam: np.ndarray, facing_gt: np.ndarray | None = None) -> dict:
+    """Numbers of the module docstring for (N, V, 3) predicted and GT meshes in the camera frame (metres); with
+    `facing_gt` (N, 3), the GT forward directions in the camera frame, the facing numbers too."""
     g = gt_cam - gt_cam.mean(1, keepdims=True)
     q = pred_cam - pred_cam.mean(1, keepdims=True)
     R = best_rotation(q, g)
     ang = np.degrees(np.arccos(np.clip((np.trace(R, axis1=1, axis2=2) - 1) / 2, -1, 1)))
-    return {
+    out = {
         "frames": int(len(g)),
         "mpve_centroid_mm": float(np.linalg.norm(g - q, axis=-1).mean() * 1000),
         "mpve_rotated_mm": float(np.linalg.norm(g - np.einsum("nij,nvj->nvi", R, q), axis=-1).mean() * 1000),
@@ -56,6 +57,9 @@ def orientation_stats(pred_cam: np.ndarray, gt_cam: np.ndarray) -> dict:
         "frac_over_30": float((ang > 30).mean()),
         "frac_over_90": float((ang > 90).mean()),
     }
+    if facing_gt is not None:
+        out |= facing_stats(R, facing_gt, gt_cam.mean(1))
+    return out
 
 
 def facing_stats(R: np.ndarray, facing_gt: np.ndarray, centre_gt: np.ndarray) -> dict:
@@ -110,11 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             facing = np.einsum("nij,njk,k->ni", T[:, :3, :3], body_to_world, np.array([0.0, 0.0, 1.0]))
 
         def stats(m: np.ndarray) -> dict:
-            out = orientation_stats(pred[m], gt[m])
-            if facing is not None:
-                q, g = pred[m] - pred[m].mean(1, keepdims=True), gt[m] - gt[m].mean(1, keepdims=True)
-                out |= facing_stats(best_rotation(q, g), facing[m], gt[m].mean(1))
-            return out
+            return orientation_stats(pred[m], gt[m], None if facing is None else facing[m])
 
         entry = {"all": stats(np.ones(len(sel), bool))}
         if "pose_class" in arr:

@@ -46,3 +46,13 @@ def test_facing_stats_track_a_correct_facing_and_catch_a_front_back_flip():
     wrong = tool.facing_stats(flip, facing, centre)
     assert wrong["front_back_agreement"] == 0.0 and wrong["front_back_frames"] == right["front_back_frames"] > 0
     assert wrong["facing_to_camera_corr"] < -0.9
+
+
+def test_orientation_stats_adds_the_facing_numbers_when_given_the_facing():
+    tool = _tool()
+    rng = np.random.default_rng(2)
+    gt = rng.normal(size=(6, 30, 3)) * [0.2, 0.8, 0.1] + [0.0, 0.0, 4.0]
+    facing = np.tile([[0.0, 0.0, -1.0]], (6, 1))  # everyone faces the camera
+    s = tool.orientation_stats(gt, gt, facing)
+    assert s["front_back_agreement"] == 1.0 and s["front_back_frames"] == 6 and s["rotation_deg_median"] == pytest.approx(0.0, abs=1e-5)
+    assert "front_back_agreement" not in tool.orientation_stats(gt, gt)

@@ -81,6 +81,6 @@ def test_stage2_training_step_under_bf16_autocast(tiny_synth, open_model_path, t
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.metro_enhanced.parameters() if p.grad is not None)
-    assert float(loss) == pytest.approx(float(ref), rel=0.1)
+    assert loss.item() == pytest.approx(ref.item(), rel=0.1)
     for k in ("MPJPE", "PA_MPJPE", "G_MPJPE", "loss/vertex"):
         assert np.isfinite(stats[k]) and stats[k] == pytest.approx(ref_stats[k], rel=0.1), k

@@ -251,3 +251,63 @@ def test_verb_table_matches_cli_registration():
         func = sub.choices[verb].get_default("func")
         if func is not None:
             assert func.__module__ == module, (verb, func.__module__, module)
+
+
+# ------------------------------------------------------------------- params deps: sections listed key by key
+BUDGET_KEYS = {"epochs", "limit_train_batches", "milestones"}  # a training run's length: read by train only
+
+
+def _set_keys(cmd: str) -> set[str]:
+    """The top-level keys a cmd overrides with `-S key=value` (quoted or not)."""
+    return {m.split(".")[0] for m in re.findall(r"-S\s+'?([\w.]+)=", cmd)}
+
+
+def _keyed_sections(stage: dict) -> dict[str, set[str]]:
+    """{section: keys} for the params entries written `section.key`."""
+    out: dict[str, set[str]] = {}
+    for entry in stage.get("params", []):
+        if isinstance(entry, str) and "." in entry:
+            section, key = entry.split(".", 1)
+            out.setdefault(section, set()).add(key)
+    return out
+
+
+KEYED = [(f, n, s) for f, n, s in STAGES if _keyed_sections(s)]
+
+
+def test_keyed_params_exist():
+    """The long pipeline lists its training sections key by key (so a change of the default budget, which its
+    cmds override, does not stale it); the test below must have stages to check."""
+    assert {n for f, n, _ in KEYED if f == "pipelines/long/dvc.yaml"} >= {"train_rcnet", "train_sahmr", "train_baseline", "dump@sahmr"}
+
+
+def keyed_params_problems(stage: dict, params: dict) -> list[str]:
+    """A section listed key by key must list every key of params.yaml's section except the ones the cmd sets with
+    -S (and, for a stage that does not train, the budget keys): a key added to the section later is then tracked,
+    and a listed key that the cmd overrides would stale the stage for nothing."""
+    cmd = stage["cmd"] if isinstance(stage["cmd"], str) else " && ".join(stage["cmd"])
+    trains = re.search(r"\bsahmr train\b", cmd) is not None
+    problems = []
+    for section, listed in _keyed_sections(stage).items():
+        expected = set(params[section]) - _set_keys(cmd) - (set() if trains else BUDGET_KEYS)
+        if listed != expected:
+            problems.append(f"{section}: missing {sorted(expected - listed)}, not to be listed {sorted(listed - expected)}")
+    return problems
+
+
+@pytest.mark.parametrize("dvc_file,name,stage", KEYED, ids=[f"{f}:{n}" for f, n, _ in KEYED])
+def test_keyed_params_cover_the_section(dvc_file, name, stage):
+    problems = keyed_params_problems(stage, yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert not problems, f"{dvc_file}: stage {name!r}: " + "; ".join(problems)
+
+
+def test_keyed_params_check_can_fail():
+    params = {"train_rcnet": {"epochs": 1, "gamma": 0.5, "batch_size": 8}}
+    ok = {"cmd": "sahmr train rcnet -S epochs=2", "params": ["seed", "train_rcnet.gamma", "train_rcnet.batch_size"]}
+    assert keyed_params_problems(ok, params) == []
+    forgot = {**ok, "params": ["train_rcnet.gamma"]}
+    assert keyed_params_problems(forgot, params) == ["train_rcnet: missing ['batch_size'], not to be listed []"]
+    overridden = {"cmd": "sahmr train rcnet -S 'epochs=2'", "params": [*ok["params"], "train_rcnet.epochs"]}
+    assert keyed_params_problems(overridden, params) == ["train_rcnet: missing [], not to be listed ['epochs']"]
+    dump = {"cmd": "sahmr dump rcnet", "params": ["train_rcnet.gamma", "train_rcnet.batch_size"]}  # no budget keys
+    assert keyed_params_problems(dump, params) == []

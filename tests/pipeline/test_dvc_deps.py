@@ -311,3 +311,41 @@ def test_keyed_params_check_can_fail():
     assert keyed_params_problems(overridden, params) == ["train_rcnet: missing [], not to be listed ['epochs']"]
     dump = {"cmd": "sahmr dump rcnet", "params": ["train_rcnet.gamma", "train_rcnet.batch_size"]}  # no budget keys
     assert keyed_params_problems(dump, params) == []
+
+
+# ------------------------------------------------ make repro never runs another pipeline's stage by surprise
+def upstream_stages(dvc_file: str, files: list[str]) -> set[tuple[str, str]]:
+    """(file, stage) of the stages in *other* pipeline files whose outputs `dvc repro <dvc_file>` needs, directly
+    or through each other: DVC joins every dvc.yaml of the repo into one graph and runs them first when stale."""
+    producer = {}
+    for f in files:
+        for name, stage in _load(f):
+            for o in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
+                rel = _repo_rel(_path_of(o), _wdir(f, stage))
+                if rel is not None:
+                    producer[rel] = (f, name)
+    found: set[tuple[str, str]] = set()
+    todo = [(dvc_file, name, stage) for name, stage in _load(dvc_file)]
+    while todo:
+        f, _, stage = todo.pop()
+        for dep in _stage_deps(f, stage):
+            hit = next((p for out, p in producer.items() if dep == out or dep.startswith(out + "/") or out.startswith(dep + "/")), None)
+            if hit and hit[0] != dvc_file and hit not in found:
+                found.add(hit)
+                todo += [(hit[0], n, s) for n, s in _load(hit[0]) if n == hit[1]]
+    return found
+
+
+def test_stages_make_repro_pulls_in_are_locked():
+    """`make repro` (dvc repro dvc.yaml) runs a stage of another pipeline whose outputs it reads when that stage
+    has no lock entry: a fresh clone then ran the 2.5-hour convergence study inside the one-hour pipeline.
+    Every such stage must be recorded in its dvc.lock (run it with `make convergence`, or `dvc commit` it)."""
+    ups = upstream_stages("dvc.yaml", DVC_FILES)
+    assert ("pipelines/convergence/dvc.yaml", "convergence") in ups  # the report plots the study
+    unlocked = []
+    for f, name in sorted(ups):
+        lock = ROOT / Path(f).with_suffix(".lock")
+        entries = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.is_file() else {}
+        if name not in entries:
+            unlocked.append(f"{f}:{name}")
+    assert not unlocked, f"stages `make repro` would run first, with no lock entry: {unlocked}"

@@ -336,16 +336,20 @@ def upstream_stages(dvc_file: str, files: list[str]) -> set[tuple[str, str]]:
     return found
 
 
-def test_stages_make_repro_pulls_in_are_locked():
-    """`make repro` (dvc repro dvc.yaml) runs a stage of another pipeline whose outputs it reads when that stage
-    has no lock entry: a fresh clone then ran the 2.5-hour convergence study inside the one-hour pipeline.
-    Every such stage must be recorded in its dvc.lock (run it with `make convergence`, or `dvc commit` it)."""
+def test_stages_make_repro_pulls_in_are_frozen_and_locked():
+    """`make repro` (dvc repro dvc.yaml) runs a stage of another pipeline whose outputs it reads when that stage is
+    stale: a fresh clone ran the 2.5-hour convergence study inside the one-hour pipeline (it had no lock entry, and a
+    retrain on another machine changes the RCNet it depends on). Every such stage must be `frozen: true` (dvc repro
+    never runs it) and recorded in its dvc.lock (what it was measured with)."""
     ups = upstream_stages("dvc.yaml", DVC_FILES)
     assert ("pipelines/convergence/dvc.yaml", "convergence") in ups  # the report plots the study
-    unlocked = []
+    problems = []
     for f, name in sorted(ups):
+        stage = dict(_load(f))[name]
         lock = ROOT / Path(f).with_suffix(".lock")
         entries = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.is_file() else {}
+        if stage.get("frozen") is not True:
+            problems.append(f"{f}:{name} is not frozen")
         if name not in entries:
-            unlocked.append(f"{f}:{name}")
-    assert not unlocked, f"stages `make repro` would run first, with no lock entry: {unlocked}"
+            problems.append(f"{f}:{name} has no lock entry")
+    assert not problems, problems

@@ -254,7 +254,9 @@ def test_verb_table_matches_cli_registration():
 
 
 # ------------------------------------------------------------------- params deps: sections listed key by key
-BUDGET_KEYS = {"epochs", "limit_train_batches", "milestones"}  # a training run's length: read by train only
+# A training run's length and lr schedule: read by `sahmr train` only (a dump or evaluation builds the same model
+# whatever they are), so a stage that does not train need not list them.
+TRAIN_ONLY_KEYS = {"epochs", "limit_train_batches", "milestones", "gamma", "schedule", "warmup_steps", "min_lr_ratio", "canonical_lr", "canonical_bs"}
 
 
 def _set_keys(cmd: str) -> set[str]:
@@ -283,13 +285,13 @@ def test_keyed_params_exist():
 
 def keyed_params_problems(stage: dict, params: dict) -> list[str]:
     """A section listed key by key must list every key of params.yaml's section except the ones the cmd sets with
-    -S (and, for a stage that does not train, the budget keys): a key added to the section later is then tracked,
+    -S (and, for a stage that does not train, the training-only keys): a key added to the section later is then tracked,
     and a listed key that the cmd overrides would stale the stage for nothing."""
     cmd = stage["cmd"] if isinstance(stage["cmd"], str) else " && ".join(stage["cmd"])
     trains = re.search(r"\bsahmr train\b", cmd) is not None
     problems = []
     for section, listed in _keyed_sections(stage).items():
-        expected = set(params[section]) - _set_keys(cmd) - (set() if trains else BUDGET_KEYS)
+        expected = set(params[section]) - _set_keys(cmd) - (set() if trains else TRAIN_ONLY_KEYS)
         if listed != expected:
             problems.append(f"{section}: missing {sorted(expected - listed)}, not to be listed {sorted(listed - expected)}")
     return problems
@@ -309,8 +311,10 @@ def test_keyed_params_check_can_fail():
     assert keyed_params_problems(forgot, params) == ["train_rcnet: missing ['batch_size'], not to be listed []"]
     overridden = {"cmd": "sahmr train rcnet -S 'epochs=2'", "params": [*ok["params"], "train_rcnet.epochs"]}
     assert keyed_params_problems(overridden, params) == ["train_rcnet: missing [], not to be listed ['epochs']"]
-    dump = {"cmd": "sahmr dump rcnet", "params": ["train_rcnet.gamma", "train_rcnet.batch_size"]}  # no budget keys
+    dump = {"cmd": "sahmr dump rcnet", "params": ["train_rcnet.batch_size"]}  # no training-only keys
     assert keyed_params_problems(dump, params) == []
+    dump_lists_gamma = {**dump, "params": ["train_rcnet.gamma", "train_rcnet.batch_size"]}
+    assert keyed_params_problems(dump_lists_gamma, params) == ["train_rcnet: missing [], not to be listed ['gamma']"]
 
 
 # ------------------------------------------------ make repro never runs another pipeline's stage by surprise

@@ -61,7 +61,7 @@ repro-long: $(STAMP)
 
 # The convergence study (~2.5 h on 2 cores; resumes an interrupted one): after `make repro`, which makes the dataset
 # and the RCNet it starts stage 2 from; then recorded in pipelines/convergence/dvc.lock. The stage is frozen there, so
-# `make repro` (whose results report plots reports/convergence/) never runs it. 
+# `make repro` (whose results report plots reports/convergence/) never runs it.
 convergence: $(STAMP)
 	@test -d .dvc || $(BIN)/dvc init --quiet
 	$(BIN)/python benchmarks/convergence.py
